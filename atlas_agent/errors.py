@@ -1,0 +1,17 @@
+"""User-facing errors: each carries one actionable line, printed by the CLI without a traceback."""
+
+
+class AtlasError(Exception):
+    """An error whose message is complete and actionable on its own."""
+
+
+class DatasetError(AtlasError):
+    """A dataset could not be loaded, or a row in it is malformed."""
+
+
+class DockerUnavailable(AtlasError):
+    """The Docker engine cannot be reached."""
+
+
+class ImageMissing(AtlasError):
+    """A task image is neither present locally nor pullable."""
