@@ -1,0 +1,246 @@
+"""The `atlas` command line: thin wrappers that parse options and call the modules that do the work."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from atlas_agent.errors import AtlasError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
+images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
+app.add_typer(images_app, name="images")
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_MODEL = "replay:atlas-mini-demo"
+Dataset = Annotated[
+    str,
+    typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
+]
+Split = Annotated[str, typer.Option(help="Dataset split.")]
+Instances = Annotated[str | None, typer.Option("--instances", "-i", help="Comma/space separated instance ids.")]
+Filter = Annotated[str | None, typer.Option("--filter", help="Regex on instance ids.")]
+Slice = Annotated[str | None, typer.Option("--slice", help="Python slice over the selection, e.g. 0:10.")]
+Shuffle = Annotated[int | None, typer.Option("--shuffle", help="Shuffle with this seed before slicing.")]
+Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel instances.")]
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run directories live.")]
+
+
+def friendly_errors(func: F) -> F:
+    """Every user-facing failure is one line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from atlas_agent.runtime.cleanup import install_signal_handlers
+
+        install_signal_handlers()
+        try:
+            return func(*args, **kwargs)
+        except AtlasError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: finished work is kept; rerun the same command to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load_selection(
+    dataset: str,
+    split: str,
+    instances: str | None,
+    filter_: str | None,
+    slice_: str | None,
+    shuffle: int | None,
+) -> tuple[Any, list[Any]]:
+    from atlas_agent.tasks import Selection, load_tasks, select_tasks
+    from atlas_agent.tasks.selection import parse_instances
+
+    selection = Selection(instances=parse_instances(instances), filter=filter_, slice=slice_, shuffle=shuffle)
+    return selection, select_tasks(load_tasks(dataset, split), selection)
+
+
+@app.command()
+@friendly_errors
+def run(
+    dataset: Dataset = "atlas-mini",
+    model: Annotated[str, typer.Option("--model", "-m", help="replay:FILE.yaml (scripted run)")] = DEFAULT_MODEL,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")] = None,
+    workers: Workers = 1,
+    split: Split = "test",
+    instances: Instances = None,
+    filter_: Filter = None,
+    slice_: Slice = None,
+    shuffle: Shuffle = None,
+    max_steps: Annotated[int, typer.Option(help="Step limit per instance.")] = 50,
+    command_timeout: Annotated[float, typer.Option(help="Seconds before a shell command is killed.")] = 120.0,
+    runs_dir: RunsDir = Path("runs"),
+    evaluate: Annotated[
+        bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")
+    ] = False,
+) -> None:
+    """Run an agent over a dataset; results land in runs/RUN_ID/."""
+    from atlas_agent.agent import AgentLimits
+    from atlas_agent.models import open_provider
+    from atlas_agent.runner import RunConfig, Runner
+    from atlas_agent.runtime.docker_client import connect
+    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.tasks.loaders import task_repo_dir
+
+    selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
+    provider = open_provider(model)
+    run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
+    config = RunConfig(
+        run_id=run_id,
+        dataset=dataset,
+        split=split,
+        selection=selection,
+        model=model,
+        workers=workers,
+        command_timeout=command_timeout,
+        limits=AgentLimits(max_steps=max_steps),
+    )
+    client = connect()
+    with console.status("preparing task images"):
+        prepare_images(client, tasks, task_repo_dir(dataset))
+    runner = Runner(config, provider, client, runs_dir)
+    pending = runner.pending(tasks)
+    console.print(f"run [bold]{run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
+    runner.run(
+        tasks,
+        on_done=lambda s: console.print(
+            f"  {s.instance_id}: {s.state} ({s.stop_reason or s.error}, {s.steps} steps, {s.duration_s:.1f} s)",
+            highlight=False,
+        ),
+    )
+    console.print(f"predictions: {runner.run_dir.root / 'preds.jsonl'}")
+    if evaluate:
+        _evaluate(runner.run_dir.root, workers, 1800, False)
+
+
+def _evaluate(run_path: Path, workers: int, timeout: int, force: bool) -> None:
+    from atlas_agent.grading.evaluate import evaluate_run
+    from atlas_agent.runtime.docker_client import connect
+
+    report = evaluate_run(
+        run_path,
+        connect(),
+        workers=workers,
+        timeout=timeout,
+        force=force,
+        on_graded=lambda iid: console.print(f"  graded {iid}", highlight=False),
+    )
+    console.print(
+        f"resolved [bold]{report.resolved} / {report.total}[/] ({report.resolved_rate:.1%}); "
+        f"report: {run_path / 'report.json'}"
+    )
+
+
+@app.command("eval")
+@friendly_errors
+def eval_(
+    run_path: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/ID.")],
+    workers: Workers = 1,
+    timeout: Annotated[int, typer.Option(help="Seconds allowed for one instance's tests.")] = 1800,
+    force: Annotated[bool, typer.Option(help="Discard earlier grading logs and grade again.")] = False,
+) -> None:
+    """Grade a run with the official SWE-bench harness; writes report.json and report.md."""
+    _evaluate(run_path, workers, timeout, force)
+
+
+@app.command()
+@friendly_errors
+def validate(
+    dataset: Dataset = "atlas-mini",
+    split: Split = "test",
+    instances: Instances = None,
+    filter_: Filter = None,
+    workers: Workers = 1,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Grade every task's gold patch and empty patch; fail if a gold is unresolved or an empty one resolves."""
+    from atlas_agent.grading.evaluate import validate_tasks
+    from atlas_agent.runtime.docker_client import connect
+    from atlas_agent.tasks.loaders import source_label, task_repo_dir
+
+    _, tasks = _load_selection(dataset, split, instances, filter_, None, None)
+    log_dir = runs_dir / f"validate-{source_label(dataset)}"
+    rows = validate_tasks(connect(), tasks, task_repo_dir(dataset), log_dir, workers=workers)
+    table = Table("instance", "gold", "empty patch", "verdict")
+    for row in rows:
+        table.add_row(
+            row.instance_id,
+            _verdict(row.gold_resolved),
+            _verdict(row.empty_resolved),
+            "[green]ok[/]" if row.ok else "[bold red]BROKEN[/]",
+        )
+    Console().print(table)
+    broken = [row.instance_id for row in rows if not row.ok]
+    if broken:
+        raise AtlasError(f"{len(broken)} task(s) fail validation: {', '.join(broken)} (logs: {log_dir})")
+    console.print(f"all {len(rows)} tasks valid: every gold patch resolves, no empty patch does")
+
+
+def _verdict(resolved: bool | None) -> str:
+    return {True: "resolved", False: "unresolved", None: "[red]error[/]"}[resolved]
+
+
+@images_app.command("build")
+@friendly_errors
+def images_build(
+    dataset: Dataset = "atlas-mini",
+    split: Split = "test",
+    instances: Instances = None,
+    force: Annotated[bool, typer.Option(help="Rebuild task images even if present.")] = False,
+) -> None:
+    """Build (offline) or pull the image of every selected task."""
+    from atlas_agent.runtime.docker_client import connect
+    from atlas_agent.runtime.images import ensure_env_image
+    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.tasks.loaders import task_repo_dir
+
+    _, tasks = _load_selection(dataset, split, instances, None, None, None)
+    client = connect()
+    with console.status("base and environment images"):
+        ensure_env_image(client)
+    prepare_images(
+        client,
+        tasks,
+        task_repo_dir(dataset),
+        force=force,
+        on_image=lambda iid, action: console.print(f"  {iid}: {action}", highlight=False),
+    )
+
+
+@app.command()
+@friendly_errors
+def gc(
+    all_: Annotated[bool, typer.Option("--all", help="Remove every Atlas container, even of live runs.")] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Only containers of this run.")] = None,
+) -> None:
+    """Remove containers left behind by killed runs."""
+    from atlas_agent.runtime.docker_client import connect
+    from atlas_agent.runtime.gc import list_containers, remove_containers
+
+    client = connect()
+    leftovers = list_containers(client, run_id=run_id, only_orphans=not all_)
+    removed = remove_containers(client, leftovers)
+    console.print(f"removed {removed} container(s)")
+
+
+def main() -> None:
+    app(prog_name="atlas")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

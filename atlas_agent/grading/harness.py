@@ -1,0 +1,137 @@
+"""Grade predictions with the official SWE-bench harness, in-process.
+
+The harness's own `run_instance` does the work (patch application chain, eval script, log
+parsing, `get_eval_report`). Two things are adjusted around it, never inside it:
+- its containers are created with network mode `none` on every engine (the harness leaves
+  the engine default, which is a bridged network on a normal install), and carry Atlas's
+  labels so `atlas gc` can find any left behind;
+- its log directory (a module-level constant) points into the run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import swebench.harness.reporting as official_reporting
+import swebench.harness.run_evaluation as official_eval
+from swebench.harness.utils import make_test_spec
+
+import docker
+from atlas_agent.runtime.gc import MANAGED_LABEL
+
+_LOG_DIR_LOCK = threading.Lock()
+
+
+class _SealedContainers:
+    """`client.containers` with the network forced off and Atlas labels added."""
+
+    def __init__(self, inner: Any, run_id: str) -> None:
+        self._inner = inner
+        self._labels = {
+            MANAGED_LABEL: "1",
+            "atlas.run_id": run_id,
+            "atlas.role": "grading",
+            "atlas.pid": str(os.getpid()),
+            "atlas.host": socket.gethostname(),
+        }
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["network_mode"] = "none"
+        kwargs.pop("network", None)
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self._labels}
+        return self._inner.create(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class SealedClient:
+    """A DockerClient whose containers can never reach a network."""
+
+    def __init__(self, client: docker.DockerClient, run_id: str) -> None:
+        self._client = client
+        self.containers = _SealedContainers(client.containers, run_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@contextlib.contextmanager
+def evaluation_log_dir(path: Path) -> Iterator[None]:
+    """Point the harness's log directory at `path` for the duration of one grading pass."""
+    with _LOG_DIR_LOCK:
+        saved = official_eval.RUN_EVALUATION_LOG_DIR, official_reporting.RUN_EVALUATION_LOG_DIR
+        official_eval.RUN_EVALUATION_LOG_DIR = path
+        official_reporting.RUN_EVALUATION_LOG_DIR = path
+        try:
+            yield
+        finally:
+            official_eval.RUN_EVALUATION_LOG_DIR, official_reporting.RUN_EVALUATION_LOG_DIR = saved
+
+
+def grade(
+    client: docker.DockerClient,
+    rows: dict[str, dict[str, Any]],
+    predictions: dict[str, dict[str, Any]],
+    *,
+    log_dir: Path,
+    run_id: str,
+    workers: int = 1,
+    timeout: int = 1800,
+    skip_patch: bool = False,
+    on_graded: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the official `run_instance` for every non-empty prediction, then the official report.
+
+    `rows` are harness rows (5.x columns) by instance id. Returns the official run report.
+    Instances already graded under `log_dir/run_id` are not graded again (the harness's cache).
+    """
+    sealed = SealedClient(client, run_id)
+    report_hook = on_graded or (lambda _id: None)
+    todo = [iid for iid, pred in predictions.items() if skip_patch or pred.get("model_patch")]
+    with evaluation_log_dir(log_dir):
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            futures = {
+                pool.submit(
+                    official_eval.run_instance,
+                    make_test_spec(rows[iid]),
+                    predictions[iid],
+                    sealed,
+                    run_id,
+                    timeout,
+                    skip_patch=skip_patch,
+                ): iid
+                for iid in todo
+            }
+            for future in as_completed(futures):
+                future.result()
+                report_hook(futures[future])
+        # The official report prints its summary; keep it in the run directory, not on the console.
+        console = io.StringIO()
+        with contextlib.redirect_stdout(console):
+            report_path = official_reporting.make_run_report(
+                predictions, list(rows.values()), run_id, None, str(log_dir / run_id)
+            )
+    (log_dir / run_id / "harness-summary.log").write_text(console.getvalue())
+    return dict(json.loads(Path(report_path).read_text()))
+
+
+def instance_outcomes(log_dir: Path, run_id: str, model_name: str, instance_ids: list[str]) -> dict[str, bool | None]:
+    """Per instance: resolved or not from the harness's own report file; None when it never graded."""
+    outcomes: dict[str, bool | None] = {}
+    for iid in instance_ids:
+        path = log_dir / run_id / model_name.replace("/", "__") / iid / "report.json"
+        try:
+            outcomes[iid] = bool(json.loads(path.read_text())[iid]["resolved"])
+        except (OSError, ValueError, KeyError):
+            outcomes[iid] = None
+    return outcomes

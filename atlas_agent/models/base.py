@@ -1,0 +1,76 @@
+"""The model protocol: one call turns a conversation into the next assistant turn."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from atlas_agent.errors import AtlasError
+
+
+class ModelError(AtlasError):
+    """The backend could not produce a turn (dead server, exhausted script, refused request)."""
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolSpec(BaseModel):
+    """What a model is told about one tool: the JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+
+
+class Turn(BaseModel):
+    """One assistant reply: free text, the tool calls it makes, and what it cost."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    stop_reason: str = ""
+
+
+class Model(Protocol):
+    """A conversation partner for one task instance."""
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn: ...
+
+
+class ModelProvider(Protocol):
+    """Creates a fresh model per instance, so per-instance state (scripts, caches) never leaks."""
+
+    @property
+    def name(self) -> str: ...
+
+    def for_instance(self, instance_id: str) -> Model: ...

@@ -1,0 +1,210 @@
+"""Many instances: workers, resume, and the run directory.
+
+runs/<run_id>/
+  run.yaml                       resolved configuration + versions
+  preds.jsonl                    official SWE-bench predictions, rewritten after every instance
+  instances/<id>/trajectory.json every step, rewritten after every step
+  instances/<id>/patch.diff      the final diff against base_commit
+  instances/<id>/status.json     how the instance ended; written last, so its presence means "done"
+Every file is written atomically, so a killed run leaves only whole files and `atlas run` with the
+same run id picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+import docker
+from atlas_agent.agent import Agent, AgentLimits
+from atlas_agent.errors import AtlasError, DockerUnavailable
+from atlas_agent.fsutil import write_atomic, write_json
+from atlas_agent.models.base import ModelProvider, Usage
+from atlas_agent.runtime.container import ContainerLimits, TaskContainer
+from atlas_agent.tasks import Selection, Task
+from atlas_agent.tools import default_tools
+from atlas_agent.trajectory import Trajectory, now_iso
+from atlas_agent.versions import versions
+
+
+class RunConfig(BaseModel, extra="forbid"):
+    run_id: str
+    dataset: str = "atlas-mini"
+    split: str = "test"
+    selection: Selection = Field(default_factory=Selection)
+    model: str
+    workers: int = 1
+    command_timeout: float = 120.0
+    limits: AgentLimits = Field(default_factory=AgentLimits)
+    container: ContainerLimits = Field(default_factory=ContainerLimits)
+
+
+class InstanceStatus(BaseModel):
+    instance_id: str
+    state: Literal["done", "error"]
+    stop_reason: str | None = None
+    stop_detail: str = ""
+    steps: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    patch_lines: int = 0
+    duration_s: float = 0.0
+    started_at: str
+    finished_at: str
+    error: str | None = None
+
+
+class RunDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    def instance(self, instance_id: str) -> Path:
+        return self.root / "instances" / instance_id
+
+    def status(self, instance_id: str) -> InstanceStatus | None:
+        path = self.instance(instance_id) / "status.json"
+        if not path.is_file():
+            return None
+        return InstanceStatus.model_validate_json(path.read_text())
+
+    def config(self) -> RunConfig:
+        path = self.root / "run.yaml"
+        if not path.is_file():
+            raise AtlasError(f"{self.root} is not a run directory: it has no run.yaml")
+        return RunConfig.model_validate(yaml.safe_load(path.read_text())["config"])
+
+    def write_config(self, config: RunConfig) -> None:
+        existing = self.root / "run.yaml"
+        if existing.is_file():
+            previous = self.config()
+            if (previous.dataset, previous.model) != (config.dataset, config.model):
+                raise AtlasError(
+                    f"run {config.run_id} already exists with dataset {previous.dataset} and model "
+                    f"{previous.model}: pick a new --run-id to change them"
+                )
+        record = {"config": config.model_dump(mode="json"), "versions": versions(), "written_at": now_iso()}
+        write_atomic(existing, yaml.safe_dump(record, sort_keys=False))
+
+    def write_predictions(self, model_name: str) -> Path:
+        """preds.jsonl in the official format, from every finished instance on disk."""
+        with self.lock:
+            lines = []
+            for folder in sorted((self.root / "instances").glob("*")):
+                status = self.status(folder.name)
+                if status is None or status.state != "done":
+                    continue
+                patch = (folder / "patch.diff").read_text() if (folder / "patch.diff").is_file() else ""
+                pred = {"instance_id": folder.name, "model_name_or_path": model_name, "model_patch": patch}
+                lines.append(json.dumps(pred))
+            path = self.root / "preds.jsonl"
+            write_atomic(path, "".join(line + "\n" for line in lines))
+            return path
+
+
+ProgressHook = Callable[[InstanceStatus], None]
+
+
+class Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        provider: ModelProvider,
+        client: docker.DockerClient,
+        runs_dir: Path,
+    ) -> None:
+        self.config = config
+        self.provider = provider
+        self.client = client
+        self.run_dir = RunDir(runs_dir / config.run_id)
+
+    def pending(self, tasks: list[Task]) -> list[Task]:
+        """Tasks without a finished status: errors are retried, done ones are kept."""
+        return [
+            task
+            for task in tasks
+            if (status := self.run_dir.status(task.instance_id)) is None or status.state != "done"
+        ]
+
+    def run(self, tasks: list[Task], on_done: ProgressHook | None = None) -> list[InstanceStatus]:
+        self.run_dir.write_config(self.config)
+        report = on_done or (lambda _status: None)
+        results: list[InstanceStatus] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.config.workers)) as pool:
+            futures = [pool.submit(self.run_instance, task) for task in self.pending(tasks)]
+            try:
+                for future in as_completed(futures):
+                    status = future.result()
+                    results.append(status)
+                    report(status)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            finally:
+                self.run_dir.write_predictions(self.provider.name)
+        return results
+
+    def run_instance(self, task: Task) -> InstanceStatus:
+        folder = self.run_dir.instance(task.instance_id)
+        trajectory = Trajectory(instance_id=task.instance_id, model=self.provider.name)
+        started, started_at = time.monotonic(), now_iso()
+        error: str | None = None
+        patch = ""
+        try:
+            patch = self._solve(task, trajectory, folder)
+        except DockerUnavailable:
+            raise
+        except AtlasError as exc:
+            error = str(exc)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            write_atomic(folder / "error.log", traceback.format_exc())
+        trajectory.save(folder / "trajectory.json")
+        write_atomic(folder / "patch.diff", patch)
+        status = InstanceStatus(
+            instance_id=task.instance_id,
+            state="error" if error else "done",
+            stop_reason=trajectory.stop_reason,
+            stop_detail=trajectory.stop_detail,
+            steps=len(trajectory.steps),
+            usage=trajectory.usage,
+            patch_lines=patch.count("\n"),
+            duration_s=round(time.monotonic() - started, 3),
+            started_at=started_at,
+            finished_at=now_iso(),
+            error=error,
+        )
+        write_json(folder / "status.json", status)
+        self.run_dir.write_predictions(self.provider.name)
+        return status
+
+    def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
+        model = self.provider.for_instance(task.instance_id)
+        agent = Agent(
+            model,
+            default_tools(self.config.command_timeout),
+            self.config.limits,
+            on_step=lambda traj: traj.save(folder / "trajectory.json"),
+        )
+        with TaskContainer(
+            self.client,
+            task.image,
+            run_id=self.config.run_id,
+            instance_id=task.instance_id,
+            limits=self.config.container,
+        ) as container:
+            agent.run(container, trajectory, task.repo, task.problem_statement)
+            return container.diff(task.base_commit)

@@ -1,0 +1,189 @@
+"""Offline image building: a Debian base from packages, a Python test environment from a local
+wheelhouse, and per-task images with the repository at its base commit.
+
+Nothing here reaches a registry except `pull` for official SWE-bench images that are missing
+locally (on machines that can). Every build runs with network mode `none`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from docker.errors import APIError, BuildError, ImageNotFound
+
+import docker
+from atlas_agent.errors import AtlasError, ImageMissing
+
+BASE_IMAGE = "atlas/base:bookworm"
+ENV_IMAGE = "atlas/env:bookworm-py311"
+# Pure-Python wheels installed into the task environment; pinned so every image is the same.
+ENV_REQUIREMENTS = ("pytest==8.3.5",)
+BASE_PACKAGES = ("python3", "python3-venv", "git", "patch", "ca-certificates")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Build-context entries that must never reach an image: they change the base commit's tree.
+CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc")
+
+ENV_DOCKERFILE = """\
+FROM {base}
+COPY wheels/ /tmp/wheels/
+RUN python3 -m venv /opt/atlas-venv \\
+ && /opt/atlas-venv/bin/pip install --no-index --find-links /tmp/wheels {requirements} \\
+ && rm -rf /tmp/wheels /root/.cache \\
+ && mkdir -p /testbed
+ENV PATH=/opt/atlas-venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /testbed
+STOPSIGNAL SIGKILL
+"""
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ATLAS_CACHE_DIR") or Path.home() / ".cache" / "atlas"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def image_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def debian_mirror() -> str:
+    """The mirror apt already uses here, so debootstrap works wherever `apt-get` does."""
+    if env := os.environ.get("ATLAS_DEBIAN_MIRROR"):
+        return env
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    if sources.is_file():
+        for line in sources.read_text().splitlines():
+            if line.startswith("URIs:") and "security" not in line:
+                return line.split(":", 1)[1].strip()
+    return DEFAULT_MIRROR
+
+
+def ensure_base_image(client: docker.DockerClient, *, force: bool = False) -> str:
+    """Debian bookworm minbase with python3, git and patch, imported from a debootstrap root."""
+    if not force and image_exists(client, BASE_IMAGE):
+        return BASE_IMAGE
+    if shutil.which("debootstrap") is None:
+        raise AtlasError("debootstrap is not installed: run `apt-get install -y debootstrap` (as root)")
+    with tempfile.TemporaryDirectory(prefix="atlas-rootfs-") as tmp:
+        rootfs, tarball = Path(tmp) / "rootfs", Path(tmp) / "rootfs.tar"
+        _run_logged(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                "bookworm",
+                str(rootfs),
+                debian_mirror(),
+            ],
+            log_name="debootstrap.log",
+        )
+        _run_logged(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], log_name="rootfs-tar.log")
+        repository, tag = BASE_IMAGE.split(":")
+        client.api.import_image_from_file(str(tarball), repository=repository, tag=tag)
+    return BASE_IMAGE
+
+
+def ensure_env_image(client: docker.DockerClient, *, force: bool = False) -> str:
+    """The base plus a virtualenv holding the test runner, installed from a host-side wheelhouse."""
+    if not force and image_exists(client, ENV_IMAGE):
+        return ENV_IMAGE
+    base = ensure_base_image(client)
+    with tempfile.TemporaryDirectory(prefix="atlas-env-") as tmp:
+        context = Path(tmp)
+        shutil.copytree(wheelhouse(), context / "wheels")
+        dockerfile = ENV_DOCKERFILE.format(base=base, requirements=" ".join(ENV_REQUIREMENTS))
+        (context / "Dockerfile").write_text(dockerfile)
+        build_image(client, context, ENV_IMAGE)
+    return ENV_IMAGE
+
+
+def wheelhouse() -> Path:
+    """Wheels for ENV_REQUIREMENTS, downloaded once on the host (the only step that needs PyPI)."""
+    target = cache_dir() / "wheelhouse" / "py311"
+    marker = target / ".complete"
+    if marker.is_file() and marker.read_text() == "\n".join(ENV_REQUIREMENTS):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    _run_logged(
+        [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet"]
+        + ["--only-binary=:all:", "--python-version", "3.11", "-d", str(target), *ENV_REQUIREMENTS],
+        log_name="wheelhouse.log",
+    )
+    marker.write_text("\n".join(ENV_REQUIREMENTS))
+    return target
+
+
+def build_image(client: docker.DockerClient, context: Path, tag: str) -> None:
+    """Classic (non-BuildKit) build with no network; failures become one line plus a log file."""
+    log_path = cache_dir() / "build-logs" / f"{_safe(tag)}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _, logs = client.images.build(
+            path=str(context), tag=tag, network_mode="none", rm=True, forcerm=True, pull=False
+        )
+        log_path.write_text("".join(str(chunk.get("stream", "")) for chunk in logs))
+    except BuildError as exc:
+        text = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
+        log_path.write_text(text)
+        raise AtlasError(f"building image {tag} failed: {exc.msg.strip()} (full log: {log_path})") from exc
+    except APIError as exc:
+        raise AtlasError(f"building image {tag} failed: {exc.explanation} (log: {log_path})") from exc
+
+
+def build_task_image(client: docker.DockerClient, task_dir: Path, repos_dir: Path, image: str, repo: str) -> None:
+    """Build one task image from its task directory (the official task-repo layout).
+
+    The context is the task directory itself, plus `repo/` holding the repository source when
+    the task repo ships it under `repos/<name>/` (Atlas's own suites do).
+    """
+    ensure_env_image(client)
+    with tempfile.TemporaryDirectory(prefix="atlas-task-") as tmp:
+        context = Path(tmp) / "context"
+        shutil.copytree(task_dir, context, ignore=CONTEXT_IGNORE)
+        source = repos_dir / repo.split("/")[-1]
+        if source.is_dir():
+            shutil.copytree(source, context / "repo", ignore=CONTEXT_IGNORE)
+        build_image(client, context, image)
+
+
+def ensure_image_present(client: docker.DockerClient, image: str) -> None:
+    """Official SWE-bench images: use the local copy, pull when missing, fail in one line otherwise."""
+    if image_exists(client, image):
+        return
+    try:
+        client.images.pull(image)
+    except (APIError, ImageNotFound) as exc:
+        reason = getattr(exc, "explanation", None) or str(exc)
+        raise ImageMissing(
+            f"image {image} is not present locally and could not be pulled ({reason.splitlines()[0]}): "
+            "build it with `atlas images build` or pull it on a machine with network access"
+        ) from exc
+
+
+def missing_images(client: docker.DockerClient, images: Iterable[str]) -> list[str]:
+    return [name for name in images if not image_exists(client, name)]
+
+
+def _run_logged(cmd: list[str], *, log_name: str) -> None:
+    log_path = cache_dir() / "build-logs" / log_name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise AtlasError(f"`{cmd[0]}` failed (exit {result.returncode}): {tail[0]} (full log: {log_path})")
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -1,0 +1,37 @@
+"""Run a shell command in the task's persistent shell (cwd and environment carry over)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from atlas_agent.tools.base import Observation, Tool, Workspace
+
+
+class BashArgs(BaseModel):
+    command: str = Field(description="The bash command to run in the repository's persistent shell.")
+
+
+class BashTool(Tool):
+    name = "bash"
+    description = (
+        "Run a bash command in a persistent shell inside the repository checkout (/testbed). "
+        "The working directory and exported variables persist between calls. Output is truncated "
+        "when very long; commands are killed after a timeout."
+    )
+    Args = BashArgs
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+
+    def run(self, args: BashArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
+        result = workspace.run(args.command, timeout=self.timeout)
+        output = result.output
+        if result.timed_out:
+            output += f"\n[command timed out after {self.timeout:g} s and was killed]"
+        return Observation(
+            output=output,
+            exit_code=result.exit_code,
+            timed_out=result.timed_out,
+            truncated=result.truncated,
+            duration_s=result.duration_s,
+        )

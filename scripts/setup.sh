@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up Atlas on a Debian/Ubuntu machine: Docker engine + debootstrap (apt, as root, only when
+# missing), a running engine (started with container networking off when none answers), a
+# virtualenv with Atlas and its dev tools, and the offline images of the atlas-mini suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+install_packages() {
+  local missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+start_engine() {
+  engine_answers && return 0
+  log "starting dockerd (no bridge network: task containers never reach a network)"
+  mkdir -p .atlas-cache
+  setsid dockerd --bridge=none --iptables=false --ip-masq=false >.atlas-cache/dockerd.log 2>&1 < /dev/null &
+  for _ in $(seq 1 60); do
+    engine_answers && return 0
+    sleep 1
+  done
+  echo "dockerd did not come up in 60 s; see .atlas-cache/dockerd.log" >&2
+  tail -5 .atlas-cache/dockerd.log >&2 || true
+  exit 1
+}
+
+install_python() {
+  if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    python3 -m venv .venv
+  fi
+  log "installing Atlas into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+}
+
+install_packages
+start_engine
+install_python
+log "building the atlas-mini images (offline; the first build takes a minute or two)"
+.venv/bin/atlas images build --dataset atlas-mini
+log "ready"

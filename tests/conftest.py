@@ -1,0 +1,43 @@
+"""Shared fixtures. Docker tests run wherever an engine answers; in CI a missing engine is a failure, not a skip."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from atlas_agent.errors import DockerUnavailable
+    from atlas_agent.runtime.docker_client import connect
+
+    try:
+        return connect()
+    except DockerUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Docker engine: {exc}")
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client) -> str:
+    """A bare Debian image with python3, git and bash (built offline by Atlas's image builder)."""
+    from atlas_agent.runtime.images import ensure_base_image
+
+    return ensure_base_image(docker_client)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the whole suite no Atlas container may exist: every exit path must clean up."""
+    try:
+        from atlas_agent.runtime.docker_client import connect
+        from atlas_agent.runtime.gc import list_containers
+
+        leftovers = list_containers(connect())
+    except Exception:  # no engine, nothing to check
+        return
+    if leftovers:
+        names = ", ".join(container.name for container in leftovers)
+        session.config.get_terminal_writer().line(f"Atlas containers left behind: {names}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

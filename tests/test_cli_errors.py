@@ -1,0 +1,37 @@
+"""Bad input gets one clear line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from helpers import atlas, one_line_error
+
+
+def test_row_missing_a_field(tmp_path: Path) -> None:
+    row = {"instance_id": "demo__x-1", "repo": "demo/x", "problem_statement": "bug", "FAIL_TO_PASS": ["t"]}
+    dataset = tmp_path / "rows.jsonl"
+    dataset.write_text(json.dumps(row) + "\n")
+    line = one_line_error(atlas("run", "--dataset", str(dataset), cwd=tmp_path))
+    assert "base_commit" in line and "demo__x-1" in line
+
+
+def test_unknown_instance_id(tmp_path: Path) -> None:
+    line = one_line_error(atlas("run", "--dataset", "atlas-mini", "--instances", "nope__x-1", cwd=tmp_path))
+    assert "unknown instance id" in line and "nope__x-1" in line
+
+
+def test_unreachable_docker_engine(tmp_path: Path) -> None:
+    env = {"DOCKER_HOST": f"unix://{tmp_path / 'no-engine.sock'}"}
+    line = one_line_error(atlas("gc", cwd=tmp_path, env=env))
+    assert "Docker engine" in line
+
+
+def test_missing_dataset_file(tmp_path: Path) -> None:
+    line = one_line_error(atlas("run", "--dataset", str(tmp_path / "absent.jsonl"), cwd=tmp_path))
+    assert "absent.jsonl" in line
+
+
+def test_eval_of_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
+    line = one_line_error(atlas("eval", str(tmp_path), cwd=tmp_path))
+    assert "run.yaml" in line

@@ -1,0 +1,154 @@
+"""Replay agents on atlas-mini tasks in real containers, then grade with the official harness."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atlas_agent.runtime.gc import list_containers
+from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
+from helpers import ATLAS, atlas
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def mini_tasks(docker_client) -> list[Task]:
+    tasks = load_tasks("atlas-mini")
+    prepare_images(docker_client, tasks, MINI_SUITE_DIR)
+    return tasks
+
+
+def first_source_file(patch: str) -> str:
+    match = re.search(r"^\+\+\+ b/(\S+)", patch, re.M)
+    assert match, patch
+    return match.group(1)
+
+
+def replay_script(solved: Task, wrong: Task, empty: Task) -> dict:
+    """A realistic-looking scripted agent: explore, edit through the shell, test, submit."""
+    return {
+        "instances": {
+            solved.instance_id: [
+                {"thought": "Look around first.", "bash": "git status && ls"},
+                {"bash": f"cat > /tmp/fix.patch <<'ATLAS_EOF'\n{solved.patch}ATLAS_EOF"},
+                {"thought": "Apply my edit.", "bash": "git apply /tmp/fix.patch && git diff --stat"},
+                {"bash": "python -m pytest -q -p no:cacheprovider 2>&1 | tail -3"},
+                "submit",
+            ],
+            wrong.instance_id: [
+                {"bash": f"echo '# looked at this' >> {first_source_file(wrong.patch)}"},
+                "submit",
+            ],
+            empty.instance_id: ["submit"],
+        }
+    }
+
+
+def test_replayed_run_is_graded_by_the_official_harness(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
+    solved, wrong, empty = mini_tasks[0], mini_tasks[3], mini_tasks[6]
+    script = tmp_path / "script.yaml"
+    script.write_text(yaml.safe_dump(replay_script(solved, wrong, empty), sort_keys=False))
+    ids = ",".join(t.instance_id for t in (solved, wrong, empty))
+    result = atlas(
+        "run",
+        "--dataset",
+        "atlas-mini",
+        "--instances",
+        ids,
+        "--model",
+        f"replay:{script}",
+        "--run-id",
+        "e2e",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "e2e"
+    for task in (solved, wrong, empty):
+        folder = run_dir / "instances" / task.instance_id
+        status = json.loads((folder / "status.json").read_text())
+        assert status["state"] == "done" and status["stop_reason"] == "submitted"
+        trajectory = json.loads((folder / "trajectory.json").read_text())
+        assert trajectory["steps"][-1]["tool_calls"][0]["name"] == "submit"
+    preds = [json.loads(line) for line in (run_dir / "preds.jsonl").read_text().splitlines()]
+    assert {p["instance_id"] for p in preds} == {solved.instance_id, wrong.instance_id, empty.instance_id}
+    assert (run_dir / "instances" / solved.instance_id / "patch.diff").read_text().strip()
+
+    graded = atlas("eval", str(run_dir), "--workers", "2", cwd=tmp_path)
+    assert graded.returncode == 0, graded.stderr
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["total"] == 3
+    assert report["resolved_ids"] == [solved.instance_id]
+    assert report["unresolved_ids"] == [wrong.instance_id]
+    assert report["empty_patch_ids"] == [empty.instance_id]
+    assert report["error_ids"] == [] and report["infra_failure_ids"] == []
+    assert "resolved: **1 / 3**" in (run_dir / "report.md").read_text()
+    assert (run_dir / "eval" / "e2e").is_dir(), "official logs live in the run directory"
+
+    resumed = atlas(
+        "run",
+        "--dataset",
+        "atlas-mini",
+        "--instances",
+        ids,
+        "--model",
+        f"replay:{script}",
+        "--run-id",
+        "e2e",
+        cwd=tmp_path,
+    )
+    assert resumed.returncode == 0 and "3 already done" in resumed.stderr
+    assert not list_containers(docker_client, run_id="e2e")
+
+
+def test_validate_mini_suite(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
+    result = atlas("validate", "--dataset", "atlas-mini", "--workers", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"all {len(mini_tasks)} tasks valid" in result.stderr
+    assert result.stdout.count("ok") >= len(mini_tasks)
+    assert not list_containers(docker_client, run_id="gold") and not list_containers(docker_client, run_id="empty")
+
+
+def test_sigkilled_run_leaves_containers_that_gc_removes(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
+    script = tmp_path / "slow.yaml"
+    script.write_text(yaml.safe_dump({"default": [{"bash": "sleep 300"}, "submit"]}))
+    run = subprocess.Popen(
+        [
+            ATLAS,
+            "run",
+            "--dataset",
+            "atlas-mini",
+            "--instances",
+            mini_tasks[1].instance_id,
+            "--model",
+            f"replay:{script}",
+            "--run-id",
+            "killed",
+            "--command-timeout",
+            "600",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=os.environ.copy(),
+    )
+    deadline = time.monotonic() + 120
+    while not list_containers(docker_client, run_id="killed"):
+        assert run.poll() is None and time.monotonic() < deadline, "the run never started its container"
+        time.sleep(0.5)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert list_containers(docker_client, run_id="killed", only_orphans=True), "SIGKILL cannot clean up"
+    assert atlas("gc", cwd=tmp_path).returncode == 0
+    assert not list_containers(docker_client, run_id="killed")
