@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -238,9 +237,5 @@ def gc(
     console.print(f"removed {removed} container(s)")
 
 
-def main() -> None:
-    app(prog_name="atlas")
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    app(prog_name="atlas")

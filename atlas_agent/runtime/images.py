@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from docker.errors import APIError, BuildError, ImageNotFound
 
@@ -132,10 +133,9 @@ def build_image(client: docker.DockerClient, context: Path, tag: str) -> None:
         _, logs = client.images.build(
             path=str(context), tag=tag, network_mode="none", rm=True, forcerm=True, pull=False
         )
-        log_path.write_text("".join(str(chunk.get("stream", "")) for chunk in logs))
+        log_path.write_text(_log_text(logs))
     except BuildError as exc:
-        text = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log)
-        log_path.write_text(text)
+        log_path.write_text(_log_text(exc.build_log))
         raise AtlasError(f"building image {tag} failed: {exc.msg.strip()} (full log: {log_path})") from exc
     except APIError as exc:
         raise AtlasError(f"building image {tag} failed: {exc.explanation} (log: {log_path})") from exc
@@ -183,6 +183,15 @@ def _run_logged(cmd: list[str], *, log_name: str) -> None:
     if result.returncode != 0:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise AtlasError(f"`{cmd[0]}` failed (exit {result.returncode}): {tail[0]} (full log: {log_path})")
+
+
+def _log_text(chunks: Iterable[Any]) -> str:
+    """Docker's build log is a stream of dicts holding `stream` or `error` text."""
+    parts = []
+    for chunk in chunks:
+        if isinstance(chunk, dict):
+            parts.append(str(chunk.get("stream") or chunk.get("error") or ""))
+    return "".join(parts)
 
 
 def _safe(name: str) -> str:

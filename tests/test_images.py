@@ -1,0 +1,45 @@
+"""Task images built offline: the repository at its base commit and nothing after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from atlas_agent.runtime.images import ENV_IMAGE, ensure_env_image
+from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
+
+pytestmark = pytest.mark.docker
+
+
+def sh(docker_client, image: str, command: str) -> str:
+    output = docker_client.containers.run(
+        image, ["bash", "-c", command], network_mode="none", remove=True, stderr=True
+    )
+    return output.decode().strip()
+
+
+def test_env_image_has_the_test_runner(docker_client) -> None:
+    assert ensure_env_image(docker_client) == ENV_IMAGE
+    assert sh(docker_client, ENV_IMAGE, "python -m pytest --version").startswith("pytest 8.")
+    assert docker_client.images.get(ENV_IMAGE).attrs["Config"]["StopSignal"] == "SIGKILL"
+
+
+def test_task_image_holds_only_the_base_commit(docker_client) -> None:
+    task = load_tasks("atlas-mini")[0]
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    image = docker_client.images.get(task.image)
+    assert image.attrs["Config"]["StopSignal"] == "SIGKILL"
+    facts = sh(
+        docker_client,
+        task.image,
+        "cd /testbed && git rev-parse HEAD && git rev-list --all | wc -l && git remote | wc -l"
+        " && (git reflog | wc -l) && (ls .git/logs 2>/dev/null | wc -l) && git status --porcelain | wc -l",
+    ).split()
+    assert facts == [task.base_commit, "1", "0", "0", "0", "0"]
+
+
+def test_rebuild_is_deterministic(docker_client) -> None:
+    """Forcing a rebuild recreates the same commit (the Dockerfile checks the hash itself)."""
+    task = load_tasks("atlas-mini")[0]
+    prepare_images(docker_client, [task], MINI_SUITE_DIR, force=True)
+    assert sh(docker_client, task.image, "git -C /testbed rev-parse HEAD") == task.base_commit
