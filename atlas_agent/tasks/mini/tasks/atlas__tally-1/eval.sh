@@ -1,0 +1,33 @@
+#!/bin/bash
+set -uxo pipefail
+cd /testbed
+git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_money.py
+git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+diff --git a/tests/test_money.py b/tests/test_money.py
+index c9c63ba..2c97cbd 100644
+--- a/tests/test_money.py
++++ b/tests/test_money.py
+@@ -82,3 +82,18 @@ def test_split_evenly():
+     assert Money("9.00", "USD").split(3) == [Money("3.00", "USD")] * 3
+     with pytest.raises(ValueError):
+         Money("9.00", "USD").split(0)
++
++
++def test_allocate_shares_add_up_to_the_total():
++    shares = Money("100.00", "USD").allocate([1, 1, 1])
++    assert shares == [Money("33.34", "USD"), Money("33.33", "USD"), Money("33.33", "USD")]
++    assert sum(shares) == Money("100.00", "USD")
++
++
++def test_allocate_never_hands_out_more_than_the_total():
++    assert sum(Money("0.05", "USD").allocate([1, 1, 1])) == Money("0.05", "USD")
++    assert sum(Money("-0.05", "USD").allocate([1, 1, 1])) == Money("-0.05", "USD")
++
++
++def test_split_zero_decimal_currency():
++    assert Money(100, "JPY").split(3) == [Money(34, "JPY"), Money(33, "JPY"), Money(33, "JPY")]
+EOF_ATLAS_TEST_PATCH
+: '>>>>> Start Test Output'
+python -m pytest -rA -p no:cacheprovider tests/test_money.py
+: '>>>>> End Test Output'
+git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_money.py

@@ -1,0 +1,27 @@
+#!/bin/bash
+set -uxo pipefail
+cd /testbed
+git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py
+git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+diff --git a/tests/test_table.py b/tests/test_table.py
+index 8cb533f..ba37e31 100644
+--- a/tests/test_table.py
++++ b/tests/test_table.py
+@@ -48,3 +48,12 @@ def test_row_of_wrong_length():
+ def test_unknown_alignment():
+     with pytest.raises(ValueError):
+         render_table([], headers=["x"], align=["middle"])
++
++
++def test_pipes_in_cells_are_escaped():
++    table = render_table([["a|b", "x || y"]], headers=["in|out", "expr"])
++    assert table == (
++        "| in\\|out | expr     |\n"
++        "| ------- | -------- |\n"
++        "| a\\|b    | x \\|\\| y |"
++    )
+EOF_ATLAS_TEST_PATCH
+: '>>>>> Start Test Output'
+python -m pytest -rA -p no:cacheprovider tests/test_table.py
+: '>>>>> End Test Output'
+git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py
