@@ -152,3 +152,13 @@ def test_sigkilled_run_leaves_containers_that_gc_removes(tmp_path: Path, mini_ta
     assert list_containers(docker_client, run_id="killed", only_orphans=True), "SIGKILL cannot clean up"
     assert atlas("gc", cwd=tmp_path).returncode == 0
     assert not list_containers(docker_client, run_id="killed")
+
+
+def test_default_demo_run_resolves_its_three_scripted_fixes(tmp_path: Path, mini_tasks: list[Task]) -> None:
+    """What README's main command runs: the bundled demo agent over the whole suite, graded."""
+    result = atlas("run", "--dataset", "atlas-mini", "--run-id", "demo", "--workers", "2", "--eval", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "runs" / "demo" / "report.json").read_text())
+    assert report["total"] == len(mini_tasks)
+    assert report["resolved_ids"] == ["atlas__semverkit-3", "atlas__tally-2", "atlas__textkit-2"]
+    assert sorted(report["empty_patch_ids"] + report["resolved_ids"]) == sorted(t.instance_id for t in mini_tasks)
