@@ -17,7 +17,7 @@ from atlas_agent.errors import AtlasError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
 images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
 app.add_typer(images_app, name="images")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MODEL = "replay:atlas-mini-demo"
