@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Literal
 
+import docker
 import yaml
 from pydantic import BaseModel, Field
 
-import docker
 from atlas_agent.agent import Agent, AgentLimits
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json

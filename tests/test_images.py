@@ -12,9 +12,7 @@ pytestmark = pytest.mark.docker
 
 
 def sh(docker_client, image: str, command: str) -> str:
-    output = docker_client.containers.run(
-        image, ["bash", "-c", command], network_mode="none", remove=True, stderr=True
-    )
+    output = docker_client.containers.run(image, ["bash", "-c", command], network_mode="none", remove=True, stderr=True)
     return output.decode().strip()
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import docker
 from pydantic import BaseModel
 
-import docker
 from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.grading.harness import grade, instance_outcomes

@@ -21,11 +21,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import docker
 import swebench.harness.reporting as official_reporting
 import swebench.harness.run_evaluation as official_eval
 from swebench.harness.utils import make_test_spec
 
-import docker
 from atlas_agent.runtime.gc import MANAGED_LABEL
 
 _LOG_DIR_LOCK = threading.Lock()

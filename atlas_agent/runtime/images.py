@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import docker
 from docker.errors import APIError, BuildError, ImageNotFound
 
-import docker
 from atlas_agent.errors import AtlasError, ImageMissing
 
 BASE_IMAGE = "atlas/base:bookworm"

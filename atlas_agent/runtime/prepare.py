@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 import docker
+
 from atlas_agent.runtime.images import build_task_image, ensure_image_present, image_exists
 
 

@@ -1,0 +1,229 @@
+"""A task container: no network, bounded memory/CPU/pids, labelled for cleanup, driven through one
+persistent shell; files move in and out as tar archives, so binary content is safe."""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import secrets
+import shlex
+import tarfile
+import time
+from types import TracebackType
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from pydantic import BaseModel
+
+from atlas_agent.errors import AtlasError, ImageMissing
+from atlas_agent.runtime import cleanup
+from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
+from atlas_agent.runtime.shell import CommandResult, PersistentShell
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_S_IFDIR, _S_IFLNK = 1 << 31, 1 << 27  # Go's os.FileMode bits in the engine's path stat
+_ENGINE_CPUS: dict[str, int] = {}
+
+# Runs in a subshell, so its cd and exports stay out of the session. A copy of the real index takes
+# `git add -A`, which then costs a stat per file; the repository's own index is never written.
+_DIFF_SCRIPT = """(
+  unset GIT_INDEX_FILE
+  cd -- {workdir} || exit
+  git=(git -c safe.directory='*' -c core.quotepath=false)
+  real=$("${{git[@]}}" rev-parse --git-path index) || exit
+  if [ -f "$real" ]; then cp -- "$real" {index} || exit; fi
+  export GIT_INDEX_FILE={index}
+  "${{git[@]}}" add -A || exit
+  "${{git[@]}}" diff --cached --binary --no-color --no-ext-diff --no-renames --no-relative \\
+    --src-prefix=a/ --dst-prefix=b/ {base} -- >{patch}
+)"""
+
+
+class ContainerLimits(BaseModel):
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids: int = 1024
+
+
+def container_name(run_id: str, instance_id: str) -> str:
+    """`atlas-<run>-<instance>-<random>`, reduced to the characters Docker allows in names."""
+
+    def clean(text: str, limit: int) -> str:
+        return _NAME_UNSAFE.sub("-", text).strip("-.")[:limit] or "x"
+
+    return f"atlas-{clean(run_id, 40)}-{clean(instance_id, 80)}-{secrets.token_hex(3)}"
+
+
+class TaskContainer:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        *,
+        run_id: str,
+        instance_id: str,
+        workdir: str = "/testbed",
+        limits: ContainerLimits | None = None,
+    ) -> None:
+        self._client = client
+        self.image = image
+        self.run_id = run_id
+        self.instance_id = instance_id
+        self.workdir = workdir
+        self.limits = limits or ContainerLimits()
+        self._name = container_name(run_id, instance_id)
+        self._id = ""
+        self._shell: PersistentShell | None = None
+        self._created = self._removed = False
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def start(self) -> None:
+        """Creates and starts the container, then opens its shell; removes it again on failure."""
+        if self._created:
+            raise AtlasError(f"container {self._name} was already started")
+        # Registered before it exists: a signal arriving mid-create still finds it by name.
+        cleanup.register(self)
+        self._created = True
+        try:
+            self._create()
+            self._client.api.start(self._id)
+            self._shell = PersistentShell(self._client, self._id, workdir=self.workdir)
+            self._shell.start()
+        except BaseException:
+            self.remove()
+            raise
+
+    def run(self, command: str, timeout: float = 120.0) -> CommandResult:
+        if self._shell is None or self._removed:
+            raise AtlasError(f"container {self._name} is not running: start() it first")
+        return self._shell.run(command, timeout=timeout)
+
+    def read_file(self, path: str) -> bytes:
+        """The file's bytes; symlinks are followed. FileNotFoundError / IsADirectoryError."""
+        target = self._abspath(path)
+        for _ in range(16):
+            try:
+                stream, stat = self._client.api.get_archive(self._id, target)
+            except NotFound:
+                raise FileNotFoundError(f"{path}: no such file in container {self._name}") from None
+            mode = int(stat.get("mode", 0))
+            if mode & (_S_IFDIR | _S_IFLNK):
+                stream.close()  # never pull a whole directory tree
+                if mode & _S_IFDIR:
+                    raise IsADirectoryError(f"{path}: is a directory in container {self._name}")
+                target = posixpath.join(posixpath.dirname(target), stat.get("linkTarget", ""))
+                continue
+            return _single_file(b"".join(stream))
+        raise AtlasError(f"{path}: too many levels of symbolic links in container {self._name}")
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        """Writes the file, creating missing parent directories (owned by root, mode 755)."""
+        payload = data.encode() if isinstance(data, str) else data
+        info = tarfile.TarInfo(self._abspath(path).lstrip("/"))
+        info.size, info.mode, info.mtime = len(payload), mode, int(time.time())
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            tar.addfile(info, io.BytesIO(payload))
+        try:
+            self._client.api.put_archive(self._id, "/", archive.getvalue())
+        except APIError as exc:
+            raise AtlasError(f"cannot write {path} in container {self._name}: {_reason(exc)}") from None
+
+    def diff(self, base_commit: str) -> str:
+        """The working tree against `base_commit` as a binary-safe patch, new files included; "" if none."""
+        tag = secrets.token_hex(6)
+        index, patch = f"/tmp/.atlas-index-{tag}", f"/tmp/.atlas-diff-{tag}.patch"
+        quoted = {"index": shlex.quote(index), "patch": shlex.quote(patch)}
+        script = _DIFF_SCRIPT.format(workdir=shlex.quote(self.workdir), base=shlex.quote(base_commit), **quoted)
+        try:
+            result = self.run(script, timeout=600)
+            if result.exit_code != 0 or result.timed_out:
+                detail = (result.output.strip().splitlines() or ["no output"])[-1]
+                raise AtlasError(f"cannot diff {self.workdir} against {base_commit} in {self._name}: {detail}")
+            text = self.read_file(patch).decode("utf-8", "replace")
+        finally:
+            self.run(f"rm -f -- {quoted['index']} {quoted['patch']}", timeout=60)
+        return text if not text or text.endswith("\n") else text + "\n"
+
+    def remove(self) -> None:
+        """Force-removes the container (SIGKILL, no stop timeout). Idempotent."""
+        if self._removed:
+            return
+        self._removed = True
+        if self._shell is not None:
+            self._shell.close()
+        if self._created:
+            try:
+                self._client.api.remove_container(self._id or self._name, force=True, v=True)
+            except NotFound:
+                pass
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: a removal is already in progress
+                    self._removed = False
+                    raise AtlasError(f"cannot remove container {self._name}: {_reason(exc)}") from None
+        cleanup.unregister(self)
+
+    def __enter__(self) -> TaskContainer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.remove()
+
+    def _create(self) -> None:
+        labels = {**owner_labels(self.run_id), INSTANCE_LABEL: self.instance_id}
+        cpus = min(self.limits.cpus, _engine_cpus(self._client))
+        try:
+            created = self._client.api.create_container(
+                self.image,
+                command=["infinity"],
+                entrypoint=["sleep"],  # whatever the image's entrypoint, the container just idles
+                name=self._name,
+                labels=labels,
+                host_config=self._client.api.create_host_config(
+                    network_mode="none",  # task containers never reach a network
+                    mem_limit=self.limits.memory,
+                    nano_cpus=int(cpus * 1e9),
+                    pids_limit=self.limits.pids,
+                    init=True,  # reaps the orphans that killed commands leave behind
+                ),
+            )
+        except ImageNotFound:
+            raise ImageMissing(f"image {self.image} is not present: build or pull it (`atlas images build`)") from None
+        except APIError as exc:
+            raise AtlasError(f"cannot create a container from {self.image}: {_reason(exc)}") from None
+        self._id = created["Id"]
+
+    def _abspath(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.workdir, path))
+
+
+def _single_file(archive: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.next()
+        content = tar.extractfile(member) if member is not None else None
+        if content is None:
+            raise AtlasError("the engine returned an archive without a regular file")
+        return content.read()
+
+
+def _engine_cpus(client: docker.DockerClient) -> int:
+    """The engine rejects a CPU limit above its CPU count; asked once per engine."""
+    url = client.api.base_url
+    if url not in _ENGINE_CPUS:
+        _ENGINE_CPUS[url] = int(client.info().get("NCPU") or 1)
+    return _ENGINE_CPUS[url]
+
+
+def _reason(exc: APIError) -> str:
+    return " ".join(str(exc.explanation or exc).split())
