@@ -29,6 +29,7 @@ from atlas_agent.agent import Agent, AgentLimits
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider, Usage
+from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
 from atlas_agent.tasks import Selection, Task
 from atlas_agent.tools import default_tools
@@ -150,8 +151,11 @@ class Runner:
                     results.append(status)
                     report(status)
             except BaseException:
+                # Ctrl-C: stop queued instances, and remove live containers so busy workers fail
+                # their current command at once instead of holding up the exit.
                 for future in futures:
                     future.cancel()
+                cleanup.remove_all()
                 raise
             finally:
                 self.run_dir.write_predictions(self.provider.name)

@@ -120,38 +120,64 @@ def test_validate_mini_suite(tmp_path: Path, mini_tasks: list[Task], docker_clie
     assert not list_containers(docker_client, run_id="gold") and not list_containers(docker_client, run_id="empty")
 
 
-def test_sigkilled_run_leaves_containers_that_gc_removes(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
+def start_slow_run(tmp_path: Path, task: Task, run_id: str) -> subprocess.Popen[bytes]:
     script = tmp_path / "slow.yaml"
     script.write_text(yaml.safe_dump({"default": [{"bash": "sleep 300"}, "submit"]}))
-    run = subprocess.Popen(
+    return subprocess.Popen(
         [
             ATLAS,
             "run",
             "--dataset",
             "atlas-mini",
             "--instances",
-            mini_tasks[1].instance_id,
+            task.instance_id,
             "--model",
             f"replay:{script}",
             "--run-id",
-            "killed",
+            run_id,
             "--command-timeout",
             "600",
         ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env=os.environ.copy(),
     )
+
+
+def wait_for_container(docker_client, run: subprocess.Popen[bytes], run_id: str) -> None:
     deadline = time.monotonic() + 120
-    while not list_containers(docker_client, run_id="killed"):
+    while not list_containers(docker_client, run_id=run_id):
         assert run.poll() is None and time.monotonic() < deadline, "the run never started its container"
         time.sleep(0.5)
+
+
+def test_sigkilled_run_leaves_containers_that_gc_removes(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
+    run = start_slow_run(tmp_path, mini_tasks[1], "killed")
+    wait_for_container(docker_client, run, "killed")
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert list_containers(docker_client, run_id="killed", only_orphans=True), "SIGKILL cannot clean up"
     assert atlas("gc", cwd=tmp_path).returncode == 0
     assert not list_containers(docker_client, run_id="killed")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_run_removes_its_container_and_can_resume(
+    tmp_path: Path, mini_tasks: list[Task], docker_client, signum: int
+) -> None:
+    run_id = f"interrupted-{signum}"
+    run = start_slow_run(tmp_path, mini_tasks[2], run_id)
+    wait_for_container(docker_client, run, run_id)
+    run.send_signal(signum)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode != 0
+    assert b"Traceback" not in stderr
+    assert not list_containers(docker_client, run_id=run_id)
+    status = json.loads(
+        (tmp_path / "runs" / run_id / "instances" / mini_tasks[2].instance_id / "status.json").read_text()
+    )
+    assert status["state"] == "error", "an interrupted instance is retried when the run resumes"
 
 
 def test_default_demo_run_resolves_its_three_scripted_fixes(tmp_path: Path, mini_tasks: list[Task]) -> None:

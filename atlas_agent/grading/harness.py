@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,7 +24,7 @@ import swebench.harness.reporting as official_reporting
 import swebench.harness.run_evaluation as official_eval
 from swebench.harness.utils import make_test_spec
 
-from atlas_agent.runtime.gc import MANAGED_LABEL
+from atlas_agent.runtime.gc import owner_labels
 
 _LOG_DIR_LOCK = threading.Lock()
 
@@ -36,13 +34,7 @@ class _SealedContainers:
 
     def __init__(self, inner: Any, run_id: str) -> None:
         self._inner = inner
-        self._labels = {
-            MANAGED_LABEL: "1",
-            "atlas.run_id": run_id,
-            "atlas.role": "grading",
-            "atlas.pid": str(os.getpid()),
-            "atlas.host": socket.gethostname(),
-        }
+        self._labels = {**owner_labels(run_id), "atlas.role": "grading"}
 
     def create(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["network_mode"] = "none"
