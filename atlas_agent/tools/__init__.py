@@ -1,13 +1,61 @@
-"""Tools the agent can call. `default_tools` is the minimal bash + submit set."""
+"""Tools the agent can call. `build_tools` makes a fresh set for one episode; `default_tools` is the
+minimal bash + submit set."""
 
 from __future__ import annotations
 
+from atlas_agent.tools.aci import WorkspaceTool
 from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
 from atlas_agent.tools.bash import BashTool
+from atlas_agent.tools.edit import EditTool
+from atlas_agent.tools.find_files import FindFilesTool
+from atlas_agent.tools.run_tests import RunTestsTool, test_command_from_eval_script
+from atlas_agent.tools.search import SearchTool
 from atlas_agent.tools.submit import SubmitTool
+from atlas_agent.tools.symbols import SymbolsTool
+from atlas_agent.tools.view import ViewTool
 
-__all__ = ["BashTool", "Observation", "SubmitTool", "Tool", "ToolArgumentError", "Workspace", "default_tools"]
+__all__ = [
+    "TOOL_CLASSES",
+    "BashTool",
+    "EditTool",
+    "FindFilesTool",
+    "Observation",
+    "RunTestsTool",
+    "SearchTool",
+    "SubmitTool",
+    "SymbolsTool",
+    "Tool",
+    "ToolArgumentError",
+    "ViewTool",
+    "Workspace",
+    "build_tools",
+    "default_tools",
+    "test_command_from_eval_script",
+]
+
+TOOL_CLASSES: dict[str, type[Tool]] = {
+    tool.name: tool
+    for tool in (BashTool, SubmitTool, FindFilesTool, SearchTool, SymbolsTool, ViewTool, EditTool, RunTestsTool)
+}
+
+
+def build_tools(names: list[str], *, command_timeout: float = 120.0, test_command: str | None = None) -> list[Tool]:
+    """Fresh instances, in the order named: tools such as edit keep per-episode state."""
+    unknown = [name for name in names if name not in TOOL_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown tool {unknown[0]}; known: {', '.join(TOOL_CLASSES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a tool is named twice in {', '.join(names)}")
+    return [_build(TOOL_CLASSES[name], command_timeout, test_command) for name in names]
+
+
+def _build(cls: type[Tool], command_timeout: float, test_command: str | None) -> Tool:
+    if cls is RunTestsTool:
+        return RunTestsTool(test_command, timeout=command_timeout)
+    if issubclass(cls, BashTool | WorkspaceTool):
+        return cls(timeout=command_timeout)
+    return cls()
 
 
 def default_tools(command_timeout: float = 120.0) -> list[Tool]:
-    return [BashTool(timeout=command_timeout), SubmitTool()]
+    return build_tools(["bash", "submit"], command_timeout=command_timeout)

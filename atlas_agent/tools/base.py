@@ -13,13 +13,23 @@ from atlas_agent.runtime.shell import CommandResult
 
 
 class Workspace(Protocol):
-    """What tools act on: a task container (or anything that runs shell commands)."""
+    """What tools act on: a task container (or anything with a shell and file access)."""
+
+    workdir: str
 
     def run(self, command: str, timeout: float = 120.0) -> CommandResult: ...
 
+    def read_file(self, path: str) -> bytes: ...
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None: ...
+
 
 class Observation(BaseModel):
+    """What a tool call returns: `output` is what the model sees (bounded); `full_output` keeps the
+    complete text in the trajectory when `output` had to be shortened."""
+
     output: str
+    full_output: str | None = None
     exit_code: int | None = None
     timed_out: bool = False
     truncated: bool = False

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel, Field
 
 from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.tools.output import observe
 
 
 class BashArgs(BaseModel):
@@ -24,14 +27,11 @@ class BashTool(Tool):
         self.timeout = timeout
 
     def run(self, args: BashArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
+        started = time.monotonic()
         result = workspace.run(args.command, timeout=self.timeout)
         output = result.output
         if result.timed_out:
             output += f"\n[command timed out after {self.timeout:g} s and was killed]"
-        return Observation(
-            output=output,
-            exit_code=result.exit_code,
-            timed_out=result.timed_out,
-            truncated=result.truncated,
-            duration_s=result.duration_s,
+        return observe(
+            output, started, exit_code=result.exit_code, timed_out=result.timed_out, truncated=result.truncated
         )
