@@ -151,6 +151,24 @@ def test_diff_includes_new_and_binary_files_and_leaves_the_index_alone(container
     assert result.exit_code == 0, result.output
 
 
+def test_same_size_edits_right_after_an_index_write_are_seen(container: TaskContainer) -> None:
+    """git's racily-clean entries: an edit of the same size in the same second as the index write."""
+    repo = container.workdir
+    base = make_repo(container, repo)
+    for _ in range(5):
+        container.run(f"cd {repo} && git checkout -q -- . && git status --porcelain >/dev/null")
+        container.write_file(f"{repo}/a.txt", "one\nTWO\nthree\n")
+        assert "+TWO" in container.diff(base)
+
+
+def test_python_never_runs_a_stale_bytecode_cache(container: TaskContainer) -> None:
+    """An edit of the same size within a second of an import must take effect on the next run."""
+    container.run("mkdir -p /tmp/pyc && cd /tmp/pyc && echo 'VALUE = 1' > mod.py")
+    for expected in ("1", "2", "3"):
+        container.write_file("/tmp/pyc/mod.py", f"VALUE = {expected}\n")
+        assert container.run("cd /tmp/pyc && python3 -c 'import mod; print(mod.VALUE)'").output.strip() == expected
+
+
 def test_diff_is_empty_without_changes(container: TaskContainer) -> None:
     base = make_repo(container, container.workdir)
     assert container.diff(base) == ""

@@ -24,15 +24,20 @@ from atlas_agent.runtime.shell import CommandResult, PersistentShell
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _S_IFDIR, _S_IFLNK = 1 << 31, 1 << 27  # Go's os.FileMode bits in the engine's path stat
 _ENGINE_CPUS: dict[str, int] = {}
+# No bytecode caches: a .pyc written in the same second as a same-size edit of its source looks
+# valid to Python, and the edit would silently not take effect in the next test run.
+CONTAINER_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 # Runs in a subshell, so its cd and exports stay out of the session. A copy of the real index takes
-# `git add -A`, which then costs a stat per file; the repository's own index is never written.
+# `git add -A`, which then costs a stat per file; the repository's own index is never written. The
+# copy keeps the index's mtime (cp -p): git's check for "racily clean" entries (a same-size edit in
+# the same second as the index was written) compares entry times against it.
 _DIFF_SCRIPT = """(
   unset GIT_INDEX_FILE
   cd -- {workdir} || exit
   git=(git -c safe.directory='*' -c core.quotepath=false)
   real=$("${{git[@]}}" rev-parse --git-path index) || exit
-  if [ -f "$real" ]; then cp -- "$real" {index} || exit; fi
+  if [ -f "$real" ]; then cp -p -- "$real" {index} || exit; fi
   export GIT_INDEX_FILE={index}
   "${{git[@]}}" add -A || exit
   "${{git[@]}}" diff --cached --binary --no-color --no-ext-diff --no-renames --no-relative \\
@@ -190,6 +195,7 @@ class TaskContainer:
                 entrypoint=["sleep"],  # whatever the image's entrypoint, the container just idles
                 name=self._name,
                 labels=labels,
+                environment=CONTAINER_ENV,
                 host_config=self._client.api.create_host_config(
                     network_mode="none",  # task containers never reach a network
                     mem_limit=self.limits.memory,
