@@ -2,39 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel
+from jinja2 import Environment, StrictUndefined
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.models.base import Message, Model, ModelError, ToolCall
+from atlas_agent.scaffolds.config import LoopSettings
+from atlas_agent.scaffolds.history import process_history
 from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
 from atlas_agent.trajectory import Step, ToolResult, Trajectory, now_iso
 
-SYSTEM_PROMPT = (
-    "You are a software engineer fixing an issue in a Python repository checked out at /testbed. "
-    "Work with the tools you are given: explore the code, reproduce the problem, edit the source, "
-    "run the tests, then call submit. Do not modify the existing tests to make them pass."
-)
-INSTANCE_PROMPT = "Repository: {repo}\n\n<issue>\n{problem}\n</issue>\n\nFix the issue, then call submit."
-NO_TOOL_CALL = "Your reply contained no tool call. Call exactly one of the tools: {names}."
 MAX_FORMAT_ERRORS = 3
+_TEMPLATES = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def render(template: str, **values: Any) -> str:
+    return _TEMPLATES.from_string(template).render(**values)
 
 
 class StopReason(StrEnum):
     SUBMITTED = "submitted"
     STEP_LIMIT = "step_limit"
+    COST_LIMIT = "cost_limit"
+    TOKEN_LIMIT = "token_limit"
     TIME_LIMIT = "time_limit"
+    STUCK = "stuck"
     FORMAT_ERRORS = "format_errors"
     MODEL_ERROR = "model_error"
     RUNTIME_ERROR = "runtime_error"
-
-
-class AgentLimits(BaseModel):
-    max_steps: int = 50
-    max_wall_s: float = 1800.0
 
 
 class AgentStop(Exception):
@@ -44,6 +44,20 @@ class AgentStop(Exception):
         self.detail = detail
 
 
+class StuckDetector:
+    """Counts consecutive identical (action, result) pairs."""
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+        self.repeats = 0
+
+    def observe(self, call: ToolCall, observation: Observation) -> int:
+        key = json.dumps([call.name, call.arguments, observation.output, observation.exit_code], sort_keys=True)
+        self.repeats = self.repeats + 1 if key == self._last else 1
+        self._last = key
+        return self.repeats
+
+
 class Agent:
     """Drives one model over one workspace until it submits or a limit stops it."""
 
@@ -51,18 +65,22 @@ class Agent:
         self,
         model: Model,
         tools: list[Tool],
-        limits: AgentLimits,
+        settings: LoopSettings,
         on_step: Callable[[Trajectory], None] | None = None,
     ) -> None:
         self.model = model
         self.tools = {tool.name: tool for tool in tools}
         self.specs = [tool.spec() for tool in tools]
-        self.limits = limits
+        self.settings = settings
         self.on_step = on_step or (lambda _trajectory: None)
+        self.stuck = StuckDetector()
+        self._stuck_detail: str | None = None
 
-    def run(self, workspace: Workspace, trajectory: Trajectory, repo: str, problem: str) -> Trajectory:
-        trajectory.system_prompt = SYSTEM_PROMPT
-        trajectory.instance_prompt = INSTANCE_PROMPT.format(repo=repo, problem=problem)
+    def run(self, workspace: Workspace, trajectory: Trajectory, task_values: dict[str, Any]) -> Trajectory:
+        prompts = self.settings.prompts
+        values = {"task": task_values, "tools": list(self.tools)}
+        trajectory.system_prompt = render(prompts.system, **values)
+        trajectory.instance_prompt = render(prompts.instance, **values)
         messages = [
             Message(role="system", content=trajectory.system_prompt),
             Message(role="user", content=trajectory.instance_prompt),
@@ -76,10 +94,12 @@ class Agent:
                 trajectory.steps.append(step)
                 self.on_step(trajectory)
                 format_errors = format_errors + 1 if step.error else 0
+                if self._stuck_detail:
+                    raise AgentStop(StopReason.STUCK, self._stuck_detail)
                 if submitted:
                     raise AgentStop(StopReason.SUBMITTED)
                 if format_errors >= MAX_FORMAT_ERRORS:
-                    raise AgentStop(StopReason.FORMAT_ERRORS, f"{format_errors} malformed replies in a row")
+                    raise AgentStop(StopReason.FORMAT_ERRORS, f"{format_errors} replies in a row without a tool call")
         except AgentStop as stop:
             trajectory.stop_reason = stop.reason.value
             trajectory.stop_detail = stop.detail
@@ -88,22 +108,29 @@ class Agent:
         return trajectory
 
     def _check_limits(self, trajectory: Trajectory, started: float) -> None:
-        if len(trajectory.steps) >= self.limits.max_steps:
-            raise AgentStop(StopReason.STEP_LIMIT, f"{self.limits.max_steps} steps")
-        if time.monotonic() - started > self.limits.max_wall_s:
-            raise AgentStop(StopReason.TIME_LIMIT, f"{self.limits.max_wall_s:g} s")
+        limits, usage = self.settings.limits, trajectory.usage
+        if len(trajectory.steps) >= limits.max_steps:
+            raise AgentStop(StopReason.STEP_LIMIT, f"{limits.max_steps} steps")
+        if limits.max_cost_usd is not None and usage.cost_usd >= limits.max_cost_usd:
+            raise AgentStop(StopReason.COST_LIMIT, f"${usage.cost_usd:.4f} spent of ${limits.max_cost_usd:g}")
+        tokens = usage.input_tokens + usage.output_tokens
+        if limits.max_tokens is not None and tokens >= limits.max_tokens:
+            raise AgentStop(StopReason.TOKEN_LIMIT, f"{tokens} tokens used of {limits.max_tokens}")
+        if time.monotonic() - started > limits.max_wall_s:
+            raise AgentStop(StopReason.TIME_LIMIT, f"{limits.max_wall_s:g} s")
 
     def _step(self, workspace: Workspace, messages: list[Message], index: int) -> tuple[Step, bool]:
         step = Step(index=index, started_at=now_iso())
+        prompt = process_history(messages, self.settings.history)
         try:
-            turn = self.model.complete(messages, self.specs)
+            turn = self.model.complete(prompt, self.specs)
         except ModelError as exc:
             raise AgentStop(StopReason.MODEL_ERROR, str(exc)) from exc
         step.thought, step.tool_calls = turn.text, turn.tool_calls
         step.usage, step.model_latency_s = turn.usage, turn.latency_s
         messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
         if not turn.tool_calls:
-            step.error = NO_TOOL_CALL.format(names=", ".join(self.tools))
+            step.error = render(self.settings.prompts.no_tool_call, tools=list(self.tools))
             messages.append(Message(role="user", content=step.error))
             return step, False
         submitted = False
@@ -112,7 +139,16 @@ class Agent:
             step.results.append(ToolResult(tool_call_id=call.id, tool=call.name, observation=observation))
             messages.append(Message(role="tool", content=observation.output, tool_call_id=call.id))
             submitted = submitted or ends
+            self._watch_for_loops(call, observation, messages, step)
         return step, submitted
+
+    def _watch_for_loops(self, call: ToolCall, observation: Observation, messages: list[Message], step: Step) -> None:
+        repeats = self.stuck.observe(call, observation)
+        if repeats >= self.settings.stuck.stop_after:
+            self._stuck_detail = f"the same action and result {repeats} times in a row"
+        elif repeats >= self.settings.stuck.nudge_after:
+            step.nudge = render(self.settings.prompts.stuck_nudge, repeats=repeats)
+            messages.append(Message(role="user", content=step.nudge))
 
     def _call_tool(self, call: ToolCall, workspace: Workspace) -> tuple[Observation, bool]:
         tool = self.tools.get(call.name)

@@ -81,22 +81,27 @@ def run(
     filter_: Filter = None,
     slice_: Slice = None,
     shuffle: Shuffle = None,
-    max_steps: Annotated[int, typer.Option(help="Step limit per instance.")] = 50,
-    command_timeout: Annotated[float, typer.Option(help="Seconds before a shell command is killed.")] = 120.0,
+    scaffold: Annotated[
+        str, typer.Option("--scaffold", "-s", help="A shipped scaffold name or a .yaml path.")
+    ] = "tools",
+    overrides: Annotated[
+        list[str] | None, typer.Option("--config", "-c", help="Override a scaffold key: -c limits.max_steps=20")
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")
     ] = False,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
-    from atlas_agent.agent import AgentLimits
     from atlas_agent.models import open_provider
     from atlas_agent.runner import RunConfig, Runner
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.scaffolds.loader import load_scaffold
     from atlas_agent.tasks.loaders import task_repo_dir
 
     selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
+    scaffold_config = load_scaffold(scaffold, overrides)
     provider = open_provider(model)
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     config = RunConfig(
@@ -106,8 +111,8 @@ def run(
         selection=selection,
         model=model,
         workers=workers,
-        command_timeout=command_timeout,
-        limits=AgentLimits(max_steps=max_steps),
+        scaffold_name=scaffold,
+        scaffold=scaffold_config,
     )
     client = connect()
     with console.status("preparing task images"):
@@ -219,6 +224,19 @@ def images_build(
         force=force,
         on_image=lambda iid, action: console.print(f"  {iid}: {action}", highlight=False),
     )
+
+
+@app.command()
+@friendly_errors
+def scaffolds() -> None:
+    """List the shipped scaffolds, one line each."""
+    from atlas_agent.scaffolds.loader import bundled_names, load_scaffold
+
+    table = Table("name", "type", "description", box=None)
+    for name in bundled_names():
+        config = load_scaffold(name)
+        table.add_row(name, config.type, config.description)
+    Console().print(table)
 
 
 @app.command()

@@ -25,14 +25,13 @@ import docker
 import yaml
 from pydantic import BaseModel, Field
 
-from atlas_agent.agent import Agent, AgentLimits
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider, Usage
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
+from atlas_agent.scaffolds import ScaffoldConfig, SolveContext, build_scaffold
 from atlas_agent.tasks import Selection, Task
-from atlas_agent.tools import default_tools
 from atlas_agent.trajectory import Trajectory, now_iso
 from atlas_agent.versions import versions
 
@@ -44,8 +43,9 @@ class RunConfig(BaseModel, extra="forbid"):
     selection: Selection = Field(default_factory=Selection)
     model: str
     workers: int = 1
-    command_timeout: float = 120.0
-    limits: AgentLimits = Field(default_factory=AgentLimits)
+    scaffold_name: str = "tools"
+    # the resolved strategy (file + overrides), recorded so a resumed run works the same way
+    scaffold: ScaffoldConfig
     container: ContainerLimits = Field(default_factory=ContainerLimits)
 
 
@@ -91,10 +91,10 @@ class RunDir:
         existing = self.root / "run.yaml"
         if existing.is_file():
             previous = self.config()
-            if (previous.dataset, previous.model) != (config.dataset, config.model):
+            if (previous.dataset, previous.model, previous.scaffold) != (config.dataset, config.model, config.scaffold):
                 raise AtlasError(
-                    f"run {config.run_id} already exists with dataset {previous.dataset} and model "
-                    f"{previous.model}: pick a new --run-id to change them"
+                    f"run {config.run_id} already exists with dataset {previous.dataset}, model {previous.model} "
+                    f"and scaffold {previous.scaffold_name} (as configured then): pick a new --run-id to change them"
                 )
         record = {"config": config.model_dump(mode="json"), "versions": versions(), "written_at": now_iso()}
         write_atomic(existing, yaml.safe_dump(record, sort_keys=False))
@@ -183,7 +183,7 @@ class Runner:
             state="error" if error else "done",
             stop_reason=trajectory.stop_reason,
             stop_detail=trajectory.stop_detail,
-            steps=len(trajectory.steps),
+            steps=trajectory.step_count,
             usage=trajectory.usage,
             patch_lines=patch.count("\n"),
             duration_s=round(time.monotonic() - started, 3),
@@ -196,19 +196,20 @@ class Runner:
         return status
 
     def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
-        model = self.provider.for_instance(task.instance_id)
-        agent = Agent(
-            model,
-            default_tools(self.config.command_timeout),
-            self.config.limits,
-            on_step=lambda traj: traj.save(folder / "trajectory.json"),
+        def open_workspace(label: str) -> TaskContainer:
+            return TaskContainer(
+                self.client,
+                task.image,
+                run_id=self.config.run_id,
+                instance_id=task.instance_id if label == "main" else f"{task.instance_id}.{label}",
+                limits=self.config.container,
+            )
+
+        context = SolveContext(
+            task=task,
+            provider=self.provider,
+            trajectory=trajectory,
+            open_workspace=open_workspace,
+            save=lambda: trajectory.save(folder / "trajectory.json"),
         )
-        with TaskContainer(
-            self.client,
-            task.image,
-            run_id=self.config.run_id,
-            instance_id=task.instance_id,
-            limits=self.config.container,
-        ) as container:
-            agent.run(container, trajectory, task.repo, task.problem_statement)
-            return container.diff(task.base_commit)
+        return build_scaffold(self.config.scaffold).solve(context)

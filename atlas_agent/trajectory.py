@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +32,32 @@ class Step(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     model_latency_s: float = 0.0
     error: str | None = None
+    nudge: str | None = None
+
+
+class Candidate(BaseModel):
+    """One proposed patch and what was learned about it."""
+
+    id: str
+    source: str
+    patch: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    rejected: str | None = None
+
+
+class Choice(BaseModel):
+    candidate_id: str | None
+    method: str  # "tests", "review", "vote", "only", "none"
+    reason: str = ""
+
+
+class Stage(BaseModel):
+    """A pipeline stage (localize, repair, ...): its model calls and what it decided."""
+
+    name: str
+    started_at: str = Field(default_factory=lambda: now_iso())
+    steps: list[Step] = Field(default_factory=list)
+    result: dict[str, Any] = Field(default_factory=dict)
 
 
 class Trajectory(BaseModel):
@@ -43,13 +70,26 @@ class Trajectory(BaseModel):
     stop_reason: str | None = None
     stop_detail: str = ""
     finished_at: str | None = None
+    # multi-attempt and pipeline scaffolds: sub-runs, stages, candidates and the final choice
+    attempts: list[Trajectory] = Field(default_factory=list)
+    stages: list[Stage] = Field(default_factory=list)
+    candidates: list[Candidate] = Field(default_factory=list)
+    choice: Choice | None = None
 
     @property
     def usage(self) -> Usage:
         total = Usage()
-        for step in self.steps:
+        for step in [*self.steps, *(step for stage in self.stages for step in stage.steps)]:
             total = total + step.usage
+        for attempt in self.attempts:
+            total = total + attempt.usage
         return total
+
+    @property
+    def step_count(self) -> int:
+        """Model turns in this run, its pipeline stages and its attempts."""
+        own = len(self.steps) + sum(len(stage.steps) for stage in self.stages)
+        return own + sum(attempt.step_count for attempt in self.attempts)
 
     def save(self, path: Path) -> None:
         write_json(path, self)

@@ -1,4 +1,4 @@
-"""The agent loop and the replay model, on a local workspace (a real bash subprocess per command)."""
+"""The agent loop, the replay model, history processing and stuck detection, on a local workspace."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from atlas_agent.agent import Agent, AgentLimits
+from atlas_agent.agent import Agent
 from atlas_agent.models import ModelError, open_provider
-from atlas_agent.models.base import Message, ToolSpec, Turn
+from atlas_agent.models.base import Message, Model, ToolSpec, Turn
 from atlas_agent.runtime.shell import CommandResult
+from atlas_agent.scaffolds.config import LoopSettings
+from atlas_agent.scaffolds.history import estimate_tokens
+from atlas_agent.scaffolds.loader import load_scaffold
 from atlas_agent.tools import default_tools
 from atlas_agent.trajectory import Trajectory
 
@@ -21,6 +24,7 @@ class LocalWorkspace:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.workdir = str(root)
         self.commands: list[str] = []
 
     def run(self, command: str, timeout: float = 120.0) -> CommandResult:
@@ -29,11 +33,35 @@ class LocalWorkspace:
         done = subprocess.run(["bash", "-c", command], cwd=self.root, capture_output=True, timeout=timeout)
         output = (done.stdout + done.stderr).decode(errors="replace")
         return CommandResult(
-            output=output,
-            exit_code=done.returncode,
-            total_bytes=len(output),
-            duration_s=time.monotonic() - start,
+            output=output, exit_code=done.returncode, total_bytes=len(output), duration_s=time.monotonic() - start
         )
+
+    def read_file(self, path: str) -> bytes:
+        return (self.root / path).read_bytes()
+
+    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None:
+        target = self.root / path
+        target.write_bytes(data.encode() if isinstance(data, str) else data)
+        target.chmod(mode)
+
+
+class RecordingModel:
+    """Wraps a model and keeps the size of every prompt it was sent."""
+
+    def __init__(self, inner: Model) -> None:
+        self.inner = inner
+        self.prompt_tokens: list[int] = []
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
+        self.prompt_tokens.append(estimate_tokens(messages))
+        return self.inner.complete(messages, tools)
+
+
+def settings(**overrides: object) -> LoopSettings:
+    items = [f"{key}={value}" for key, value in overrides.items()]
+    config = load_scaffold("bash-only", items)
+    assert isinstance(config, LoopSettings)
+    return config
 
 
 def write_script(tmp_path: Path, text: str) -> str:
@@ -43,7 +71,7 @@ def write_script(tmp_path: Path, text: str) -> str:
 
 
 def run_agent(
-    tmp_path: Path, script: str, instance: str = "demo__x-1", **limits: int
+    tmp_path: Path, script: str, instance: str = "demo__x-1", **overrides: object
 ) -> tuple[Trajectory, LocalWorkspace]:
     provider = open_provider(write_script(tmp_path, script))
     workspace = LocalWorkspace(tmp_path)
@@ -51,10 +79,11 @@ def run_agent(
     agent = Agent(
         provider.for_instance(instance),
         default_tools(),
-        AgentLimits(**limits),
+        settings(**overrides),
         on_step=lambda t: saved.append(len(t.steps)),
     )
-    trajectory = agent.run(workspace, Trajectory(instance_id=instance, model=provider.name), "demo/x", "bug")
+    task = {"repo": "demo/x", "problem_statement": "bug", "workdir": str(tmp_path)}
+    trajectory = agent.run(workspace, Trajectory(instance_id=instance, model=provider.name), task)
     assert saved, "on_step must be called so the trajectory is written as the run goes"
     return trajectory, workspace
 
@@ -76,6 +105,7 @@ instances:
     second = trajectory.steps[1].results[0].observation
     assert second.output.strip() == "hello" and second.exit_code == 3
     assert trajectory.steps[0].thought == "create a file"
+    assert "demo/x" in trajectory.system_prompt and "bug" in trajectory.instance_prompt
 
 
 def test_default_steps_serve_unlisted_instances(tmp_path: Path) -> None:
@@ -84,8 +114,8 @@ def test_default_steps_serve_unlisted_instances(tmp_path: Path) -> None:
 
 
 def test_step_limit_is_a_recorded_stop(tmp_path: Path) -> None:
-    script = "default:\n" + "  - bash: 'true'\n" * 5
-    trajectory, _ = run_agent(tmp_path, script, max_steps=3)
+    script = "default:\n" + "".join(f"  - bash: 'echo {i}'\n" for i in range(5))
+    trajectory, _ = run_agent(tmp_path, script, **{"limits.max_steps": 3})
     assert trajectory.stop_reason == "step_limit"
     assert len(trajectory.steps) == 3
 
@@ -94,6 +124,21 @@ def test_exhausted_script_is_a_model_error(tmp_path: Path) -> None:
     trajectory, _ = run_agent(tmp_path, "default:\n  - bash: 'true'\n")
     assert trajectory.stop_reason == "model_error"
     assert "ran out after 1 steps" in trajectory.stop_detail
+
+
+def test_repeating_the_same_action_nudges_then_stops(tmp_path: Path) -> None:
+    script = "default:\n" + "  - bash: 'ls'\n" * 8
+    trajectory, _ = run_agent(tmp_path, script)
+    assert trajectory.stop_reason == "stuck"
+    assert len(trajectory.steps) == 5, "stop after five identical action/result pairs"
+    nudges = [step.index for step in trajectory.steps if step.nudge]
+    assert nudges == [2, 3], "a nudge after the third and fourth repeat"
+
+
+def test_same_action_with_a_different_result_is_not_stuck(tmp_path: Path) -> None:
+    script = "default:\n" + "  - bash: 'date +%N'\n" * 6 + "  - submit\n"
+    trajectory, _ = run_agent(tmp_path, script)
+    assert trajectory.stop_reason == "submitted"
 
 
 def test_unknown_tool_and_bad_arguments_become_observations(tmp_path: Path) -> None:
@@ -117,11 +162,33 @@ class SilentModel:
 
 
 def test_replies_without_tool_calls_end_with_format_errors(tmp_path: Path) -> None:
-    agent = Agent(SilentModel(), default_tools(), AgentLimits())
-    trajectory = agent.run(LocalWorkspace(tmp_path), Trajectory(instance_id="a", model="silent"), "r", "p")
+    agent = Agent(SilentModel(), default_tools(), settings())
+    trajectory = agent.run(
+        LocalWorkspace(tmp_path),
+        Trajectory(instance_id="a", model="silent"),
+        {"repo": "r", "problem_statement": "p", "workdir": "/testbed"},
+    )
     assert trajectory.stop_reason == "format_errors"
     assert len(trajectory.steps) == 3
     assert all("no tool call" in (step.error or "") for step in trajectory.steps)
+
+
+def test_150_step_run_stays_inside_a_32k_window(tmp_path: Path) -> None:
+    """Each step prints ~12 kB; without history processing the prompt would pass 500k tokens."""
+    script = "default:\n" + "".join(f"  - bash: 'seq {i} {i + 2400}'\n" for i in range(150)) + "  - submit\n"
+    provider = open_provider(write_script(tmp_path, script))
+    model = RecordingModel(provider.for_instance("long__run-1"))
+    config = settings(**{"limits.max_steps": 200, "history.context_window": 32768})
+    agent = Agent(model, default_tools(), config)
+    trajectory = agent.run(
+        LocalWorkspace(tmp_path),
+        Trajectory(instance_id="long__run-1", model="replay"),
+        {"repo": "r", "problem_statement": "p", "workdir": "/testbed"},
+    )
+    assert trajectory.stop_reason == "submitted" and len(trajectory.steps) == 151
+    assert max(model.prompt_tokens) <= 32768 - config.history.reserve_output_tokens
+    full = sum(len(r.observation.output) for s in trajectory.steps for r in s.results)
+    assert full / 3 > 10 * 32768, "the trajectory keeps every observation whole"
 
 
 @pytest.mark.parametrize(

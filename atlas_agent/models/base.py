@@ -68,9 +68,13 @@ class Model(Protocol):
 
 
 class ModelProvider(Protocol):
-    """Creates a fresh model per instance, so per-instance state (scripts, caches) never leaks."""
+    """Creates a fresh model per instance, so per-instance state (scripts, caches) never leaks.
+
+    `variant` names one of several independent conversations about the same instance (a best-of-k
+    attempt, a pipeline stage); `temperature` overrides the sampling temperature for it.
+    """
 
     @property
     def name(self) -> str: ...
 
-    def for_instance(self, instance_id: str) -> Model: ...
+    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> Model: ...

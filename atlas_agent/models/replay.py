@@ -2,7 +2,8 @@
 
 Used for tests and demos: the agent loop, runtime, tools and grading all run for real; only
 the choice of action is scripted. The file maps instance ids to step lists; `default` serves
-instances that are not listed:
+instances that are not listed, and `<id>#<variant>` scripts one of several conversations about an
+instance (a best-of-k attempt, a pipeline stage):
 
     instances:
       atlas__textkit-1:
@@ -64,9 +65,11 @@ class ReplayScript(BaseModel, extra="forbid"):
             where = ".".join(str(part) for part in first["loc"])
             raise ModelError(f"replay script {path}: {where}: {first['msg']}") from exc
 
-    def steps_for(self, instance_id: str) -> list[ReplayStep]:
-        if instance_id in self.instances:
-            return self.instances[instance_id]
+    def steps_for(self, instance_id: str, variant: str = "") -> list[ReplayStep]:
+        """`<id>#<variant>` first (one attempt or stage), then `<id>`, then `default`."""
+        for key in (f"{instance_id}#{variant}" if variant else None, instance_id):
+            if key is not None and key in self.instances:
+                return self.instances[key]
         if self.default is not None:
             return self.default
         raise ModelError(f"replay script has no steps for {instance_id} and no `default` list")
@@ -98,5 +101,7 @@ class ReplayProvider:
     def name(self) -> str:
         return f"replay:{self.path.stem}"
 
-    def for_instance(self, instance_id: str) -> ReplayModel:
-        return ReplayModel(self.script.steps_for(instance_id), instance_id)
+    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> ReplayModel:
+        """A script is deterministic: `temperature` has nothing to vary."""
+        label = f"{instance_id}#{variant}" if variant else instance_id
+        return ReplayModel(self.script.steps_for(instance_id, variant), label)

@@ -1,0 +1,43 @@
+"""What every scaffold strategy gets to work with, and the one method it implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from atlas_agent.models.base import ModelProvider
+from atlas_agent.runtime.container import TaskContainer
+from atlas_agent.tasks import Task
+from atlas_agent.trajectory import Trajectory
+
+# Opens a fresh container of the task's image; the label tells attempts apart in names and logs.
+WorkspaceFactory = Callable[[str], AbstractContextManager[TaskContainer]]
+
+
+@dataclass
+class SolveContext:
+    task: Task
+    provider: ModelProvider
+    trajectory: Trajectory
+    open_workspace: WorkspaceFactory
+    save: Callable[[], None]
+
+    def task_values(self, workdir: str) -> dict[str, Any]:
+        """What prompt templates may use as `task.*`."""
+        task = self.task
+        return {
+            "instance_id": task.instance_id,
+            "repo": task.repo,
+            "problem_statement": task.problem_statement,
+            "hints_text": task.hints_text,
+            "base_commit": task.base_commit,
+            "workdir": workdir,
+        }
+
+
+class Scaffold(Protocol):
+    def solve(self, ctx: SolveContext) -> str:
+        """Work the task; return the final patch against the base commit ("" for none)."""
+        ...

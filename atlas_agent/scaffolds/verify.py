@@ -1,0 +1,80 @@
+"""Test evidence for a candidate patch: apply it to a clean checkout and run the repository's tests.
+
+Results are read with the official SWE-bench pytest log parser, so "passed" here means what it
+means when the harness grades.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pydantic import BaseModel, Field
+from swebench.harness.log_parsers.python import parse_log_pytest
+
+from atlas_agent.runtime.container import TaskContainer
+
+DEFAULT_TEST_COMMAND = "python -m pytest -rA -p no:cacheprovider"
+PATCH_PATH = "/tmp/atlas-candidate.patch"
+# The harness's own order: strict first, then more forgiving.
+APPLY = (
+    f"git apply --verbose {PATCH_PATH} || git apply --verbose --3way {PATCH_PATH}"
+    f" || patch --batch --forward --fuzz=5 -p1 -i {PATCH_PATH}"
+)
+
+
+class PatchEvidence(BaseModel):
+    applied: bool
+    command: str = ""
+    exit_code: int | None = None
+    timed_out: bool = False
+    passed: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    output_tail: str = ""
+
+    @property
+    def score(self) -> tuple[int, int, int]:
+        """Higher is better: applies, then no failures, then fewer failures."""
+        return (int(self.applied), int(self.applied and not self.failed and not self.timed_out), -len(self.failed))
+
+
+def ensure_summary_flag(command: str) -> str:
+    """The parser reads pytest's `-rA` short summary; add it when a command lacks it."""
+    return command if "-rA" in command or "pytest" not in command else command.replace("pytest", "pytest -rA", 1)
+
+
+def reset_checkout(workspace: TaskContainer) -> None:
+    """Back to the base commit: tracked files restored, untracked ones removed."""
+    workspace.run(f"cd {shlex.quote(workspace.workdir)} && git checkout -q -- . && git clean -fdq", timeout=120)
+
+
+def verify_patch(
+    workspace: TaskContainer,
+    patch: str,
+    test_command: str | None,
+    timeout: float,
+    *,
+    extra_files: dict[str, str] | None = None,
+) -> PatchEvidence:
+    """Apply `patch` (and write `extra_files`, e.g. a reproduction test), then run the tests.
+
+    `workspace` must hold an untouched checkout: a fresh container, or one after reset_checkout().
+    """
+    if patch.strip():
+        workspace.write_file(PATCH_PATH, patch)
+        applied = workspace.run(f"cd {shlex.quote(workspace.workdir)} && ({APPLY})", timeout=120)
+        if applied.exit_code != 0:
+            return PatchEvidence(applied=False, output_tail=applied.output[-2000:])
+    for path, content in (extra_files or {}).items():
+        workspace.write_file(f"{workspace.workdir}/{path}", content)
+    command = ensure_summary_flag(test_command or DEFAULT_TEST_COMMAND)
+    result = workspace.run(command, timeout=timeout)
+    statuses = parse_log_pytest(result.output, None)
+    return PatchEvidence(
+        applied=True,
+        command=command,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        passed=sorted(name for name, status in statuses.items() if status in ("PASSED", "XFAIL")),
+        failed=sorted(name for name, status in statuses.items() if status in ("FAILED", "ERROR")),
+        output_tail=result.output[-2000:],
+    )
