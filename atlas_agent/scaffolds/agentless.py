@@ -13,11 +13,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import render
-from atlas_agent.models.base import Message
+from atlas_agent.models.base import Message, ModelError
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.scaffolds.base import SolveContext
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig
 from atlas_agent.scaffolds.edits import Edit, EditRejected, apply_edits, code_snippets, file_outlines
+from atlas_agent.scaffolds.history import estimate_tokens
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.scaffolds.verify import DEFAULT_TEST_COMMAND, reset_checkout, verify_patch
 from atlas_agent.tools.run_tests import test_command_from_eval_script
@@ -46,6 +47,21 @@ class AgentlessScaffold:
         self.config = config
 
     def solve(self, ctx: SolveContext) -> str:
+        try:
+            self._run_pipeline(ctx)
+        except ModelError as exc:
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = "model_error", str(exc)
+            ctx.save()
+            return ""
+        choice = self._select(ctx)
+        ctx.trajectory.choice = choice
+        ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
+        ctx.trajectory.stop_detail = choice.reason
+        ctx.save()
+        chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)
+        return chosen.patch if chosen else ""
+
+    def _run_pipeline(self, ctx: SolveContext) -> None:
         with ctx.open_workspace("main") as workspace:
             files = self._localize_files(ctx, workspace)
             outlines = file_outlines(workspace, files)
@@ -55,22 +71,20 @@ class AgentlessScaffold:
                 ctx.save()
             test = self._reproduce(ctx, workspace, snippets)
             self._validate(ctx, workspace, test)
-        choice = self._select(ctx)
-        ctx.trajectory.choice = choice
-        ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
-        ctx.trajectory.stop_detail = choice.reason
-        ctx.save()
-        chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)
-        return chosen.patch if chosen else ""
 
-    def _ask(self, ctx: SolveContext, stage_name: str, template: str, values: dict[str, Any], **answer: Any) -> Any:
-        stage = Stage(name=stage_name)
-        ctx.trajectory.stages.append(stage)
+    def _messages(self, ctx: SolveContext, template: str, values: dict[str, Any]) -> list[Message]:
         values = {**values, "task": ctx.task_values("/testbed"), **self.config.model_dump()}
-        messages = [
+        return [
             Message(role="system", content=render(self.config.prompts.system, **values)),
             Message(role="user", content=render(template, **values)),
         ]
+
+    def _ask(self, ctx: SolveContext, stage_name: str, template: str, values: dict[str, Any], **answer: Any) -> Any:
+        messages = self._messages(ctx, template, values)
+        if estimate_tokens(messages) > self._budget:
+            raise ModelError(f"the {stage_name} prompt does not fit the {self.config.context_window}-token window")
+        stage = Stage(name=stage_name)
+        ctx.trajectory.stages.append(stage)
         temperature = answer.pop("temperature", None)
         model = ctx.provider.for_instance(ctx.task.instance_id, variant=stage_name, temperature=temperature)
         result = ask(model, messages, stage=stage, **answer)
@@ -78,9 +92,20 @@ class AgentlessScaffold:
         ctx.save()
         return result
 
+    @property
+    def _budget(self) -> int:
+        return self.config.context_window - self.config.reserve_output_tokens
+
     def _localize_files(self, ctx: SolveContext, workspace: TaskContainer) -> list[str]:
         listing = workspace.run("git ls-files -- '*.py'", timeout=120).output.split()
         listed = listing[: self.config.max_listed_files]
+        # A large repository's file list alone can fill a small model's window: list fewer files.
+        while (
+            len(listed) > 50
+            and estimate_tokens(self._messages(ctx, self.config.prompts.localize_files, {"files": listed}))
+            > self._budget
+        ):
+            listed = listed[: len(listed) // 2]
         answer: FilesAnswer = self._ask(
             ctx,
             "localize_files",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, render
-from atlas_agent.models.base import Message
+from atlas_agent.models.base import Message, ModelError
 from atlas_agent.scaffolds.base import SolveContext
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask
@@ -86,15 +86,19 @@ class BestOfKScaffold:
             Message(role="user", content=render(self.config.review.instance, **values)),
         ]
         model = ctx.provider.for_instance(ctx.task.instance_id, variant="review")
-        answer = ask(
-            model,
-            messages,
-            name="choose_candidate",
-            description="Pick the best candidate.",
-            schema=ReviewAnswer,
-            stage=stage,
-        )
         ids = [c.id for c in tied]
+        try:
+            answer = ask(
+                model,
+                messages,
+                name="choose_candidate",
+                description="Pick the best candidate.",
+                schema=ReviewAnswer,
+                stage=stage,
+            )
+        except ModelError as exc:
+            stage.result = {"candidates": ids, "chosen": ids[0], "error": str(exc)}
+            return Choice(candidate_id=ids[0], method="tests", reason=f"review failed ({exc}); first of the tied")
         chosen = answer.candidate_id if answer.candidate_id in ids else ids[0]
         stage.result = {"candidates": ids, "chosen": chosen, "reason": answer.reason}
         return Choice(candidate_id=chosen, method="review", reason=answer.reason)

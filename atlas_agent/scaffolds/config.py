@@ -116,6 +116,8 @@ class AgentlessScaffoldConfig(Strict):
     context_lines: int = Field(5, ge=0, description="lines shown around each chosen symbol")
     max_listed_files: int = Field(2000, ge=1)
     verify_timeout: float = Field(600.0, gt=0)
+    context_window: int = Field(32768, ge=1024, description="the model's context in tokens")
+    reserve_output_tokens: int = Field(4096, ge=0)
 
 
 ScaffoldConfig = Annotated[

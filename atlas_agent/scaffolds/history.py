@@ -1,9 +1,9 @@
 """History processing: what of the conversation the model sees on each turn.
 
 The last `keep_last` tool observations stay whole; older ones are replaced by a one-line marker.
-Then the prompt is fitted into the model's window: more observations are elided, then the oldest
-exchanges are dropped (the system prompt and the task statement always stay), so a long run on a
-32k-context model never sends a prompt it cannot read.
+Then the prompt is fitted into the model's window: the oldest exchanges are dropped (the system
+prompt and the task statement always stay), and only if the recent observations alone are too big
+are they elided too, so a long run on a 32k-context model never sends a prompt it cannot read.
 """
 
 from __future__ import annotations
@@ -52,11 +52,11 @@ def process_history(messages: list[Message], config: HistoryConfig) -> list[Mess
     tool_positions = [i for i, message in enumerate(messages) if message.role == "tool"]
     keep = config.keep_last
     while True:
-        shown = _elide_older(messages, tool_positions, keep)
+        # old exchanges go before recent observations are elided
+        shown = _drop_oldest_exchanges(_elide_older(messages, tool_positions, keep), config.prompt_budget)
         if estimate_tokens(shown) <= config.prompt_budget or keep == 0:
-            break
+            return shown
         keep -= 1
-    return _drop_oldest_exchanges(shown, config.prompt_budget)
 
 
 def _elide_older(messages: list[Message], tool_positions: list[int], keep: int) -> list[Message]:
@@ -65,16 +65,18 @@ def _elide_older(messages: list[Message], tool_positions: list[int], keep: int) 
 
 
 def _drop_oldest_exchanges(messages: list[Message], budget: int) -> list[Message]:
-    """Drop whole exchanges after the opening (system + task) until the prompt fits."""
+    """Drop whole exchanges after the opening (system + task) until the prompt, note included, fits."""
     head, rest = messages[:2], messages[2:]
+    if estimate_tokens(messages) <= budget:
+        return messages
     dropped = 0
-    while rest and estimate_tokens(head + rest) > budget:
+    while rest:
         cut = _next_exchange_end(rest)
         dropped += cut
         rest = rest[cut:]
-    if not dropped:
-        return head + rest
-    note = Message(role="user", content=f"[{dropped} earlier messages were dropped to fit the context window]")
+        note = Message(role="user", content=f"[{dropped} earlier messages were dropped to fit the context window]")
+        if estimate_tokens([*head, note, *rest]) <= budget:
+            break
     return [*head, note, *rest]
 
 
