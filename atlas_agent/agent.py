@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.models.base import Message, Model, ModelError, ToolCall
+from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall
 from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.scaffolds.history import process_history
 from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
@@ -33,6 +33,7 @@ class StopReason(StrEnum):
     TIME_LIMIT = "time_limit"
     STUCK = "stuck"
     FORMAT_ERRORS = "format_errors"
+    CONTEXT_OVERFLOW = "context_overflow"
     MODEL_ERROR = "model_error"
     RUNTIME_ERROR = "runtime_error"
 
@@ -124,11 +125,18 @@ class Agent:
         prompt = process_history(messages, self.settings.history)
         try:
             turn = self.model.complete(prompt, self.specs)
+        except ContextOverflow as exc:
+            raise AgentStop(StopReason.CONTEXT_OVERFLOW, str(exc)) from exc
         except ModelError as exc:
             raise AgentStop(StopReason.MODEL_ERROR, str(exc)) from exc
         step.thought, step.tool_calls = turn.text, turn.tool_calls
-        step.usage, step.model_latency_s = turn.usage, turn.latency_s
-        messages.append(Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls))
+        step.usage, step.model_latency_s, step.model_retries = turn.usage, turn.latency_s, turn.retries
+        step.provider_blocks = turn.provider_blocks
+        messages.append(
+            Message(
+                role="assistant", content=turn.text, tool_calls=turn.tool_calls, provider_blocks=turn.provider_blocks
+            )
+        )
         if not turn.tool_calls:
             step.error = render(self.settings.prompts.no_tool_call, tools=list(self.tools))
             messages.append(Message(role="user", content=step.error))

@@ -87,6 +87,12 @@ def run(
     overrides: Annotated[
         list[str] | None, typer.Option("--config", "-c", help="Override a scaffold key: -c limits.max_steps=20")
     ] = None,
+    model_overrides: Annotated[
+        list[str] | None, typer.Option("--model-option", "-M", help="Model option: -M temperature=0.2")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Stop starting instances once the run cost this (USD).")
+    ] = None,
     runs_dir: RunsDir = Path("runs"),
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")
@@ -94,6 +100,7 @@ def run(
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
     from atlas_agent.models import open_provider
+    from atlas_agent.models.options import parse_model_options
     from atlas_agent.runner import RunConfig, Runner
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.prepare import prepare_images
@@ -102,7 +109,8 @@ def run(
 
     selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
     scaffold_config = load_scaffold(scaffold, overrides)
-    provider = open_provider(model)
+    options = parse_model_options(model_overrides or [])
+    provider = open_provider(model, options)
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     config = RunConfig(
         run_id=run_id,
@@ -110,6 +118,8 @@ def run(
         split=split,
         selection=selection,
         model=model,
+        model_options=options,
+        max_cost_usd=max_cost,
         workers=workers,
         scaffold_name=scaffold,
         scaffold=scaffold_config,
@@ -127,6 +137,12 @@ def run(
             highlight=False,
         ),
     )
+    left = runner.pending(tasks)
+    if max_cost is not None and left:
+        console.print(
+            f"[yellow]cost limit[/]: ${runner.spent_usd():.4f} spent of ${max_cost:g}; {len(left)} instance(s) "
+            "not started (rerun with the same --run-id and a higher --max-cost to continue)"
+        )
     console.print(f"predictions: {runner.run_dir.root / 'preds.jsonl'}")
     if evaluate:
         _evaluate(runner.run_dir.root, workers, 1800, False)

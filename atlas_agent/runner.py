@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider, Usage
+from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
 from atlas_agent.scaffolds import ScaffoldConfig, SolveContext, build_scaffold
@@ -42,7 +43,10 @@ class RunConfig(BaseModel, extra="forbid"):
     split: str = "test"
     selection: Selection = Field(default_factory=Selection)
     model: str
+    model_options: ModelOptions = Field(default_factory=ModelOptions)
     workers: int = 1
+    # stop starting new instances once the run has cost this much (finished ones count)
+    max_cost_usd: float | None = None
     scaffold_name: str = "tools"
     # the resolved strategy (file + overrides), recorded so a resumed run works the same way
     scaffold: ScaffoldConfig
@@ -116,6 +120,9 @@ class RunDir:
 
 
 ProgressHook = Callable[[InstanceStatus], None]
+# Episodes that ended because the model backend or the container failed, not because of the agent:
+# the instance is an error, retried when the run resumes.
+RETRYABLE_STOPS = frozenset({"model_error", "runtime_error"})
 
 
 class Runner:
@@ -144,12 +151,13 @@ class Runner:
         report = on_done or (lambda _status: None)
         results: list[InstanceStatus] = []
         with ThreadPoolExecutor(max_workers=max(1, self.config.workers)) as pool:
-            futures = [pool.submit(self.run_instance, task) for task in self.pending(tasks)]
+            futures = [pool.submit(self._run_within_budget, task) for task in self.pending(tasks)]
             try:
                 for future in as_completed(futures):
                     status = future.result()
-                    results.append(status)
-                    report(status)
+                    if status is not None:
+                        results.append(status)
+                        report(status)
             except BaseException:
                 # Ctrl-C: stop queued instances, and remove live containers so busy workers fail
                 # their current command at once instead of holding up the exit.
@@ -160,6 +168,18 @@ class Runner:
             finally:
                 self.run_dir.write_predictions(self.provider.name)
         return results
+
+    def spent_usd(self) -> float:
+        """What every instance on disk has cost so far, this session and earlier ones."""
+        folders = (self.run_dir.root / "instances").glob("*")
+        return sum(status.usage.cost_usd for f in folders if (status := self.run_dir.status(f.name)) is not None)
+
+    def _run_within_budget(self, task: Task) -> InstanceStatus | None:
+        """None when the run's cost limit was reached before this instance started: it stays pending."""
+        limit = self.config.max_cost_usd
+        if limit is not None and self.spent_usd() >= limit:
+            return None
+        return self.run_instance(task)
 
     def run_instance(self, task: Task) -> InstanceStatus:
         folder = self.run_dir.instance(task.instance_id)
@@ -178,6 +198,8 @@ class Runner:
             write_atomic(folder / "error.log", traceback.format_exc())
         trajectory.save(folder / "trajectory.json")
         write_atomic(folder / "patch.diff", patch)
+        if error is None and trajectory.stop_reason in RETRYABLE_STOPS:
+            error = f"{trajectory.stop_reason}: {trajectory.stop_detail}"
         status = InstanceStatus(
             instance_id=task.instance_id,
             state="error" if error else "done",

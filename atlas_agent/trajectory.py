@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.fsutil import write_json
-from atlas_agent.models.base import ToolCall, Usage
+from atlas_agent.models.base import RetryRecord, ToolCall, Usage
 from atlas_agent.tools.base import Observation
 
 
@@ -31,6 +31,9 @@ class Step(BaseModel):
     results: list[ToolResult] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     model_latency_s: float = 0.0
+    model_retries: list[RetryRecord] = Field(default_factory=list)
+    # what the backend must see again next turn (thinking blocks), kept for inspection too
+    provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
     nudge: str | None = None
 

@@ -32,9 +32,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After the whole suite no Atlas container may exist: every exit path must clean up."""
     try:
         from atlas_agent.runtime.docker_client import connect
-        from atlas_agent.runtime.gc import list_containers
+        from atlas_agent.runtime.gc import PID_LABEL, is_orphan, list_containers
 
-        leftovers = list_containers(connect())
+        # Ours (made in this process) or nobody's (their owner, e.g. an `atlas` subprocess, is gone);
+        # containers of other live processes on the same engine are not this suite's business.
+        leftovers = [
+            container
+            for container in list_containers(connect())
+            if container.labels.get(PID_LABEL) == str(os.getpid()) or is_orphan(container.labels)
+        ]
     except Exception:  # no engine, nothing to check
         return
     if leftovers:

@@ -14,12 +14,14 @@ from atlas_agent.models.base import (
     Turn,
     Usage,
 )
+from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.replay import ReplayProvider
 
 __all__ = [
     "Message",
     "Model",
     "ModelError",
+    "ModelOptions",
     "ModelProvider",
     "ToolCall",
     "ToolSpec",
@@ -32,10 +34,15 @@ __all__ = [
 BUNDLED_REPLAYS = Path(__file__).parent / "replays"
 
 
-def open_provider(spec: str) -> ModelProvider:
+def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
     """`replay:FILE` plays a scripted run (`replay:NAME` a bundled one); more backends register here."""
+    options = options or ModelOptions()
     kind, _, rest = spec.partition(":")
     if kind == "replay" and rest:
         bundled = BUNDLED_REPLAYS / f"{rest}.yaml"
         return ReplayProvider(bundled if bundled.is_file() and not Path(rest).exists() else Path(rest))
+    if spec.startswith("claude-") or (kind == "anthropic" and rest):
+        from atlas_agent.models.claude import ClaudeProvider  # the SDK loads only when a Claude run needs it
+
+        return ClaudeProvider(rest if kind == "anthropic" else spec, options)
     raise ModelError(f"unknown model {spec!r}: use replay:FILE.yaml (a scripted run)")

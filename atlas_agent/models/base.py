@@ -13,6 +13,18 @@ class ModelError(AtlasError):
     """The backend could not produce a turn (dead server, exhausted script, refused request)."""
 
 
+class ContextOverflow(ModelError):
+    """The prompt does not fit the model's context window (never retried: it would fail again)."""
+
+
+class RetryRecord(BaseModel):
+    """One failed call that was retried: which attempt, how long we waited, and why."""
+
+    attempt: int
+    wait_s: float
+    error: str
+
+
 class ToolCall(BaseModel):
     id: str
     name: str
@@ -33,6 +45,8 @@ class Usage(BaseModel):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cost_usd: float = 0.0
+    # local servers are priced in GPU time, not dollars: wall time x GPUs serving the model
+    gpu_seconds: float = 0.0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -41,6 +55,7 @@ class Usage(BaseModel):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             cost_usd=self.cost_usd + other.cost_usd,
+            gpu_seconds=self.gpu_seconds + other.gpu_seconds,
         )
 
 
@@ -49,6 +64,8 @@ class Message(BaseModel):
     content: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
+    # backend-specific content that must be sent back verbatim (e.g. Claude's signed thinking blocks)
+    provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Turn(BaseModel):
@@ -59,6 +76,8 @@ class Turn(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     stop_reason: str = ""
+    retries: list[RetryRecord] = Field(default_factory=list)
+    provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Model(Protocol):

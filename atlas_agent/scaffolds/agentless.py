@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from atlas_agent.agent import render
 from atlas_agent.models.base import Message, ModelError
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.scaffolds.base import SolveContext
+from atlas_agent.scaffolds.base import SolveContext, submit_choice
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig
 from atlas_agent.scaffolds.edits import Edit, EditRejected, apply_edits, code_snippets, file_outlines
 from atlas_agent.scaffolds.history import estimate_tokens
@@ -53,13 +53,7 @@ class AgentlessScaffold:
             ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = "model_error", str(exc)
             ctx.save()
             return ""
-        choice = self._select(ctx)
-        ctx.trajectory.choice = choice
-        ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
-        ctx.trajectory.stop_detail = choice.reason
-        ctx.save()
-        chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)
-        return chosen.patch if chosen else ""
+        return submit_choice(ctx, self._select(ctx))
 
     def _run_pipeline(self, ctx: SolveContext) -> None:
         with ctx.open_workspace("main") as workspace:

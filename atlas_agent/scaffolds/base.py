@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from atlas_agent.models.base import ModelProvider
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.tasks import Task
-from atlas_agent.trajectory import Trajectory
+from atlas_agent.trajectory import Choice, Trajectory
 
 # Opens a fresh container of the task's image; the label tells attempts apart in names and logs.
 WorkspaceFactory = Callable[[str], AbstractContextManager[TaskContainer]]
@@ -35,6 +35,16 @@ class SolveContext:
             "base_commit": task.base_commit,
             "workdir": workdir,
         }
+
+
+def submit_choice(ctx: SolveContext, choice: Choice) -> str:
+    """Record a multi-candidate scaffold's decision and return the chosen patch ("" for none)."""
+    ctx.trajectory.choice = choice
+    ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
+    ctx.trajectory.stop_detail = choice.reason
+    ctx.save()
+    chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)
+    return chosen.patch if chosen else ""
 
 
 class Scaffold(Protocol):

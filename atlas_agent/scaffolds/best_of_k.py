@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, render
 from atlas_agent.models.base import Message, ModelError
-from atlas_agent.scaffolds.base import SolveContext
+from atlas_agent.scaffolds.base import SolveContext, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.scaffolds.verify import PatchEvidence, verify_patch
@@ -31,13 +31,7 @@ class BestOfKScaffold:
             candidate = self._attempt(ctx, number, test_command)
             ctx.trajectory.candidates.append(candidate)
             ctx.save()
-        choice = self._choose(ctx)
-        ctx.trajectory.choice = choice
-        ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
-        ctx.trajectory.stop_detail = choice.reason
-        ctx.save()
-        chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)
-        return chosen.patch if chosen else ""
+        return submit_choice(ctx, self._choose(ctx))
 
     def _attempt(self, ctx: SolveContext, number: int, test_command: str | None) -> Candidate:
         label = f"attempt-{number}"

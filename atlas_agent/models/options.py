@@ -1,0 +1,88 @@
+"""Per-run model options (`-M key=value` on the command line), and prices for turning usage into cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from atlas_agent.models.base import ModelError, Usage
+from atlas_agent.models.retry import RetryPolicy
+
+
+class Price(BaseModel):
+    """US dollars per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float = Field(ge=0)
+    cache_read: float = Field(ge=0)
+
+    def cost(self, usage: Usage) -> float:
+        total = (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_write_tokens * self.cache_write
+            + usage.cache_read_tokens * self.cache_read
+        )
+        return total / 1_000_000
+
+
+# Published list prices (5-minute cache writes at 1.25x input, cache reads at 0.1x input).
+PRICES: dict[str, Price] = {
+    "claude-opus-4-5": Price(input=5.0, output=25.0, cache_write=6.25, cache_read=0.50),
+    "claude-opus-4-1": Price(input=15.0, output=75.0, cache_write=18.75, cache_read=1.50),
+    "claude-opus-4": Price(input=15.0, output=75.0, cache_write=18.75, cache_read=1.50),
+    "claude-sonnet-4-5": Price(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
+    "claude-sonnet-4": Price(input=3.0, output=15.0, cache_write=3.75, cache_read=0.30),
+    "claude-haiku-4-5": Price(input=1.0, output=5.0, cache_write=1.25, cache_read=0.10),
+    "claude-3-5-haiku": Price(input=0.80, output=4.0, cache_write=1.0, cache_read=0.08),
+}
+
+
+def price_for(model_id: str, override: Price | None = None) -> Price | None:
+    """The configured price, else the longest table entry the id starts with (dated ids match)."""
+    if override is not None:
+        return override
+    matches = [name for name in PRICES if model_id.startswith(name)]
+    return PRICES[max(matches, key=len)] if matches else None
+
+
+class ModelOptions(BaseModel):
+    """What `-M key=value` may set; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_output_tokens: int = Field(4096, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    thinking_budget: int | None = Field(None, ge=1024, description="extended thinking tokens (Claude)")
+    price: Price | None = None
+    gpu_count: int = Field(1, ge=1, description="GPUs behind a local server, for GPU-second costs")
+    timeout_s: float = Field(600.0, gt=0)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    base_url: str | None = None
+
+
+def parse_model_options(items: list[str]) -> ModelOptions:
+    """`-M key=value` pairs (dotted keys, YAML values) → validated options, or one ModelError line."""
+    data: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ModelError(f"model option {item!r} is not KEY=VALUE (e.g. -M temperature=0.2)")
+        node = data
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    try:
+        return ModelOptions.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        message = "unknown model option" if error["type"] == "extra_forbidden" else error["msg"]
+        raise ModelError(f"-M {where}: {message}") from exc

@@ -1,0 +1,79 @@
+"""Model options, prices and the shared retry policy (pure: no server, no sleeps)."""
+
+from __future__ import annotations
+
+import pytest
+
+from atlas_agent.models.base import ModelError, Usage
+from atlas_agent.models.options import Price, parse_model_options, price_for
+from atlas_agent.models.retry import Retryable, RetryPolicy, call_with_retries
+
+
+def test_model_options_from_the_command_line() -> None:
+    options = parse_model_options(
+        [
+            "temperature=0.2",
+            "retry.max_attempts=3",
+            "price.input=1",
+            "price.output=2",
+            "price.cache_write=0",
+            "price.cache_read=0",
+            "thinking_budget=2048",
+        ]
+    )
+    assert options.temperature == 0.2 and options.retry.max_attempts == 3 and options.thinking_budget == 2048
+    assert options.price == Price(input=1, output=2, cache_write=0, cache_read=0)
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["temprature=1"], "-M temprature: unknown model option"),
+        (["temperature=hot"], "-M temperature:"),
+        (["temperature"], "not KEY=VALUE"),
+    ],
+)
+def test_bad_model_options_are_one_line(items: list[str], message: str) -> None:
+    with pytest.raises(ModelError, match=message):
+        parse_model_options(items)
+
+
+def test_prices_match_dated_ids_and_can_be_overridden() -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=100_000, cache_read_tokens=2_000_000, cache_write_tokens=0)
+    sonnet = price_for("claude-sonnet-4-5-20250929")
+    assert sonnet is not None and sonnet.cost(usage) == pytest.approx(3.0 + 1.5 + 0.6)
+    assert price_for("claude-sonnet-4-20250514") == price_for("claude-sonnet-4")
+    assert price_for("my-local-model") is None
+    mine = Price(input=1, output=1, cache_write=1, cache_read=1)
+    assert price_for("claude-sonnet-4-5", mine) is mine
+
+
+def test_retries_honour_retry_after_and_are_recorded() -> None:
+    failures = [Retryable("429 rate_limit_error", retry_after=2.5), Retryable("529 overloaded_error")]
+    slept: list[float] = []
+
+    def flaky() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "ok"
+
+    result, records = call_with_retries(flaky, RetryPolicy(initial_wait_s=0.1), what="call", sleep=slept.append)
+    assert result == "ok"
+    assert [r.attempt for r in records] == [1, 2]
+    assert records[0].wait_s >= 2.5 and "429" in records[0].error
+    assert 0.05 <= records[1].wait_s <= 0.2
+    assert slept == [r.wait_s for r in records]
+
+
+def test_retries_are_bounded_and_other_errors_pass_through() -> None:
+    def always() -> str:
+        raise Retryable("503 unavailable")
+
+    with pytest.raises(ModelError, match="failed after 3 attempts: 503 unavailable"):
+        call_with_retries(always, RetryPolicy(max_attempts=3), what="call", sleep=lambda _s: None)
+
+    def broken() -> str:
+        raise ValueError("not transient")
+
+    with pytest.raises(ValueError):
+        call_with_retries(broken, RetryPolicy(), what="call", sleep=lambda _s: None)
