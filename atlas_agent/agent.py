@@ -12,7 +12,7 @@ from jinja2 import Environment, StrictUndefined
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall
-from atlas_agent.scaffolds.config import LoopSettings
+from atlas_agent.scaffolds.config import Limits, LoopSettings
 from atlas_agent.scaffolds.history import process_history
 from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
 from atlas_agent.trajectory import Step, ToolResult, Trajectory, now_iso
@@ -43,6 +43,21 @@ class AgentStop(Exception):
         super().__init__(detail or reason.value)
         self.reason = reason
         self.detail = detail
+
+
+def limit_exceeded(limits: Limits, trajectory: Trajectory, elapsed_s: float) -> tuple[StopReason, str] | None:
+    """Which limit a run has reached, if any; shared by the loop and the pipeline scaffolds."""
+    usage, steps = trajectory.usage, trajectory.step_count
+    tokens = usage.input_tokens + usage.output_tokens
+    if steps >= limits.max_steps:
+        return StopReason.STEP_LIMIT, f"{limits.max_steps} steps"
+    if limits.max_cost_usd is not None and usage.cost_usd >= limits.max_cost_usd:
+        return StopReason.COST_LIMIT, f"${usage.cost_usd:.4f} spent of ${limits.max_cost_usd:g}"
+    if limits.max_tokens is not None and tokens >= limits.max_tokens:
+        return StopReason.TOKEN_LIMIT, f"{tokens} tokens used of {limits.max_tokens}"
+    if elapsed_s > limits.max_wall_s:
+        return StopReason.TIME_LIMIT, f"{limits.max_wall_s:g} s"
+    return None
 
 
 class StuckDetector:
@@ -109,16 +124,9 @@ class Agent:
         return trajectory
 
     def _check_limits(self, trajectory: Trajectory, started: float) -> None:
-        limits, usage = self.settings.limits, trajectory.usage
-        if len(trajectory.steps) >= limits.max_steps:
-            raise AgentStop(StopReason.STEP_LIMIT, f"{limits.max_steps} steps")
-        if limits.max_cost_usd is not None and usage.cost_usd >= limits.max_cost_usd:
-            raise AgentStop(StopReason.COST_LIMIT, f"${usage.cost_usd:.4f} spent of ${limits.max_cost_usd:g}")
-        tokens = usage.input_tokens + usage.output_tokens
-        if limits.max_tokens is not None and tokens >= limits.max_tokens:
-            raise AgentStop(StopReason.TOKEN_LIMIT, f"{tokens} tokens used of {limits.max_tokens}")
-        if time.monotonic() - started > limits.max_wall_s:
-            raise AgentStop(StopReason.TIME_LIMIT, f"{limits.max_wall_s:g} s")
+        exceeded = limit_exceeded(self.settings.limits, trajectory, time.monotonic() - started)
+        if exceeded is not None:
+            raise AgentStop(*exceeded)
 
     def _step(self, workspace: Workspace, messages: list[Message], index: int) -> tuple[Step, bool]:
         step = Step(index=index, started_at=now_iso())

@@ -30,8 +30,7 @@ def images(docker_client) -> None:
     prepare_images(docker_client, [t for t in load_tasks("atlas-mini") if t.instance_id in wanted], MINI_SUITE_DIR)
 
 
-def run_and_grade(tmp_path: Path, scaffold: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    instance = CASES[scaffold]
+def run_scaffold(tmp_path: Path, scaffold: str, *overrides: str) -> Path:
     result = atlas(
         "run",
         "--scaffold",
@@ -39,13 +38,19 @@ def run_and_grade(tmp_path: Path, scaffold: str) -> tuple[dict[str, Any], dict[s
         "--model",
         f"replay:{REPLAYS / scaffold}.yaml",
         "--instances",
-        instance,
+        CASES[scaffold],
         "--run-id",
         scaffold,
+        *[arg for item in overrides for arg in ("-c", item)],
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "runs" / scaffold
+    return tmp_path / "runs" / scaffold
+
+
+def run_and_grade(tmp_path: Path, scaffold: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    instance = CASES[scaffold]
+    run_dir = run_scaffold(tmp_path, scaffold)
     graded = atlas("eval", str(run_dir), cwd=tmp_path)
     assert graded.returncode == 0, graded.stderr
     trajectory = json.loads((run_dir / "instances" / instance / "trajectory.json").read_text())
@@ -96,3 +101,15 @@ def test_agentless_shows_stages_candidates_and_choice(tmp_path: Path, images: No
     patch = (tmp_path / "runs" / "agentless" / "instances" / CASES["agentless"] / "patch.diff").read_text()
     assert "test_issue_repro" not in patch, "the reproduction test is evidence, not part of the answer"
     assert not list_containers(docker_client, run_id="agentless")
+
+
+def test_pipeline_limits_end_with_a_reason(tmp_path: Path, images: None) -> None:
+    agentless = run_scaffold(tmp_path, "agentless", "limits.max_steps=2") / "instances" / CASES["agentless"]
+    trajectory = json.loads((agentless / "trajectory.json").read_text())
+    assert trajectory["stop_reason"] == "step_limit"
+    assert [stage["name"] for stage in trajectory["stages"]] == ["localize_files", "localize_symbols"]
+
+    best = run_scaffold(tmp_path, "best-of-k", "limits.max_steps=2") / "instances" / CASES["best-of-k"]
+    trajectory = json.loads((best / "trajectory.json").read_text())
+    assert len(trajectory["attempts"]) == 1, "no attempt starts once the episode's step limit is reached"
+    assert trajectory["choice"]["method"] == "only"

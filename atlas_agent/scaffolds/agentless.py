@@ -7,12 +7,13 @@ between candidates.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.agent import render
+from atlas_agent.agent import AgentStop, limit_exceeded, render
 from atlas_agent.models.base import Message, ModelError
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.scaffolds.base import SolveContext, submit_choice
@@ -45,10 +46,16 @@ class TestFileAnswer(BaseModel):
 class AgentlessScaffold:
     def __init__(self, config: AgentlessScaffoldConfig) -> None:
         self.config = config
+        self._started = time.monotonic()
 
     def solve(self, ctx: SolveContext) -> str:
+        self._started = time.monotonic()
         try:
             self._run_pipeline(ctx)
+        except AgentStop as stop:
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = stop.reason.value, stop.detail
+            ctx.save()
+            return ""
         except ModelError as exc:
             ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = "model_error", str(exc)
             ctx.save()
@@ -74,6 +81,9 @@ class AgentlessScaffold:
         ]
 
     def _ask(self, ctx: SolveContext, stage_name: str, template: str, values: dict[str, Any], **answer: Any) -> Any:
+        exceeded = limit_exceeded(self.config.limits, ctx.trajectory, time.monotonic() - self._started)
+        if exceeded is not None:
+            raise AgentStop(*exceeded)
         messages = self._messages(ctx, template, values)
         if estimate_tokens(messages) > self._budget:
             raise ModelError(f"the {stage_name} prompt does not fit the {self.config.context_window}-token window")

@@ -3,9 +3,11 @@ tests on its patch in a fresh container; the best evidence wins and a model revi
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel, Field
 
-from atlas_agent.agent import Agent, render
+from atlas_agent.agent import Agent, limit_exceeded, render
 from atlas_agent.models.base import Message, ModelError
 from atlas_agent.scaffolds.base import SolveContext, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
@@ -27,11 +29,19 @@ class BestOfKScaffold:
 
     def solve(self, ctx: SolveContext) -> str:
         test_command = test_command_from_eval_script(ctx.task.eval_script or "")
+        started, exceeded = time.monotonic(), None
         for number in range(1, self.config.k + 1):
+            exceeded = limit_exceeded(self.config.limits, ctx.trajectory, time.monotonic() - started)
+            if exceeded is not None:
+                break  # choose among the attempts made so far
             candidate = self._attempt(ctx, number, test_command)
             ctx.trajectory.candidates.append(candidate)
             ctx.save()
-        return submit_choice(ctx, self._choose(ctx))
+        patch = submit_choice(ctx, self._choose(ctx))
+        if exceeded is not None and not patch:
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = exceeded[0].value, exceeded[1]
+            ctx.save()
+        return patch
 
     def _attempt(self, ctx: SolveContext, number: int, test_command: str | None) -> Candidate:
         label = f"attempt-{number}"

@@ -92,6 +92,8 @@ class BestOfKScaffoldConfig(Strict):
     attempt: AttemptConfig
     review: ReviewPrompts
     verify_timeout: float = Field(600.0, gt=0)
+    # the whole episode (all attempts + review): no new attempt starts once one is reached
+    limits: Limits = Field(default_factory=lambda: Limits(max_steps=1000, max_wall_s=7200.0))
 
 
 class AgentlessPrompts(Strict):
@@ -118,6 +120,8 @@ class AgentlessScaffoldConfig(Strict):
     verify_timeout: float = Field(600.0, gt=0)
     context_window: int = Field(32768, ge=1024, description="the model's context in tokens")
     reserve_output_tokens: int = Field(4096, ge=0)
+    # model calls, cost, tokens and time over the whole pipeline, checked before every model call
+    limits: Limits = Field(default_factory=lambda: Limits(max_steps=40))
 
 
 ScaffoldConfig = Annotated[
