@@ -48,7 +48,8 @@ class AgentStop(Exception):
 def limit_exceeded(limits: Limits, trajectory: Trajectory, elapsed_s: float) -> tuple[StopReason, str] | None:
     """Which limit a run has reached, if any; shared by the loop and the pipeline scaffolds."""
     usage, steps = trajectory.usage, trajectory.step_count
-    tokens = usage.input_tokens + usage.output_tokens
+    # cached prompt tokens are still prompt tokens (Claude reports them apart from input_tokens)
+    tokens = usage.input_tokens + usage.output_tokens + usage.cache_read_tokens + usage.cache_write_tokens
     if steps >= limits.max_steps:
         return StopReason.STEP_LIMIT, f"{limits.max_steps} steps"
     if limits.max_cost_usd is not None and usage.cost_usd >= limits.max_cost_usd:

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import anthropic
+from anthropic.types import Message as ApiMessage
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec, Turn
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, RetryRecord, ToolSpec, Turn
 from atlas_agent.models.claude_format import parse_reply, reply_usage, request_body
 from atlas_agent.models.options import ModelOptions, price_for
 from atlas_agent.models.retry import Retryable, call_with_retries
@@ -26,6 +27,8 @@ from atlas_agent.models.retry import Retryable, call_with_retries
 # The API's wordings for a prompt past the window: "prompt is too long: 215000 tokens > 200000 maximum",
 # and "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, ...".
 _TOO_LONG = re.compile(r"prompt is too long|exceed context limit", re.IGNORECASE)
+# Models from Opus 4.7 on refuse sampling parameters: "`temperature` is deprecated for this model."
+_NO_TEMPERATURE = re.compile(r"`?temperature`? is deprecated", re.IGNORECASE)
 # Extended thinking needs room for the answer after the thinking budget.
 ANSWER_ROOM_TOKENS = 1024
 
@@ -38,8 +41,10 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the server asked us to wait: `retry-after-ms` (more precise) or `retry-after`."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         raw = headers.get(name)
+        if raw is None:
+            continue
         try:
-            return max(0.0, float(raw) / scale) if raw is not None else None
+            return max(0.0, float(raw) / scale)
         except ValueError:
             continue  # an HTTP date, which the Messages API does not send: fall back to backoff
     return None
@@ -76,27 +81,42 @@ class ClaudeModel:
         self._temperature = temperature
 
     def settings(self) -> dict[str, Any]:
-        """Sampling parameters: thinking needs max_tokens above its budget and forbids a temperature."""
+        """create() arguments besides the prompt. Thinking needs max_tokens above its budget and forbids a
+        temperature. The SDK no longer takes `temperature` (newer models reject it), so it travels as an
+        extra body field, and only when one was asked for."""
         budget = self._options.thinking_budget
         if budget is not None:
             max_tokens = max(self._options.max_output_tokens, budget + ANSWER_ROOM_TOKENS)
             return {"max_tokens": max_tokens, "thinking": {"type": "enabled", "budget_tokens": budget}}
         settings: dict[str, Any] = {"max_tokens": self._options.max_output_tokens}
         if self._temperature is not None:
-            settings["temperature"] = self._temperature
+            settings["extra_body"] = {"temperature": self._temperature}
         return settings
 
-    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
-        body = {"model": self._model_id, **self.settings(), **request_body(messages, tools)}
+    def _create(self, messages: list[Message], tools: list[ToolSpec]) -> tuple[ApiMessage, list[RetryRecord]]:
+        arguments = {"model": self._model_id, **self.settings(), **request_body(messages, tools)}
 
-        def call() -> anthropic.types.Message:
+        def call() -> ApiMessage:
             try:
-                return self._client.messages.create(**body)
+                return self._client.messages.create(**arguments)
             except anthropic.APIError as exc:
                 raise translate_error(self._model_id, exc) from exc
 
+        return call_with_retries(call, self._options.retry, what=f"{self._model_id} request")
+
+    def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
         started = time.monotonic()
-        reply, retries = call_with_retries(call, self._options.retry, what=f"{self._model_id} request")
+        try:
+            reply, retries = self._create(messages, tools)
+        except ModelError as exc:
+            if self._temperature is None or not _NO_TEMPERATURE.search(str(exc)):
+                raise
+            # A model without sampling parameters: the rest of the conversation runs at its default
+            # temperature, and the refusal stays on record as the first attempt.
+            self._temperature = None
+            reply, later = self._create(messages, tools)
+            refused = RetryRecord(attempt=1, wait_s=0.0, error=f"{exc} (asked again without temperature)")
+            retries = [refused, *(r.model_copy(update={"attempt": r.attempt + 1}) for r in later)]
         text, calls, passed_back = parse_reply(reply)
         usage = reply_usage(reply)
         price = price_for(self._model_id, self._options.price)

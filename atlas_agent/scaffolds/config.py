@@ -19,7 +19,7 @@ class Limits(Strict):
     max_steps: int = Field(50, ge=1)
     max_cost_usd: float | None = Field(None, ge=0)
     max_wall_s: float = Field(1800.0, gt=0)
-    max_tokens: int | None = Field(None, ge=1, description="input + output tokens over the whole episode")
+    max_tokens: int | None = Field(None, ge=1, description="prompt (cached included) + output tokens, whole episode")
 
 
 class StuckConfig(Strict):
