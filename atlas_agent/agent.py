@@ -147,7 +147,7 @@ class Agent:
             )
         )
         if not turn.tool_calls:
-            step.error = render(self.settings.prompts.no_tool_call, tools=list(self.tools))
+            step.error = turn.format_error or render(self.settings.prompts.no_tool_call, tools=list(self.tools))
             messages.append(Message(role="user", content=step.error))
             return step, False
         submitted = False

@@ -73,7 +73,9 @@ def _load_selection(
 @friendly_errors
 def run(
     dataset: Dataset = "atlas-mini",
-    model: Annotated[str, typer.Option("--model", "-m", help="replay:FILE.yaml (scripted run)")] = DEFAULT_MODEL,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="claude-*, openai:BASE_URL/MODEL or replay:FILE")
+    ] = DEFAULT_MODEL,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")] = None,
     workers: Workers = 1,
     split: Split = "test",

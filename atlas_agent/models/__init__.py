@@ -35,7 +35,7 @@ BUNDLED_REPLAYS = Path(__file__).parent / "replays"
 
 
 def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
-    """`replay:FILE` plays a scripted run (`replay:NAME` a bundled one); more backends register here."""
+    """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, or `replay:FILE` (`replay:NAME` a bundled one)."""
     options = options or ModelOptions()
     kind, _, rest = spec.partition(":")
     if kind == "replay" and rest:
@@ -45,4 +45,10 @@ def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvid
         from atlas_agent.models.claude import ClaudeProvider  # the SDK loads only when a Claude run needs it
 
         return ClaudeProvider(rest if kind == "anthropic" else spec, options)
-    raise ModelError(f"unknown model {spec!r}: use replay:FILE.yaml (a scripted run)")
+    if kind == "openai" and rest:
+        from atlas_agent.models.openai_client import open_openai
+
+        return open_openai(rest, options)
+    raise ModelError(
+        f"unknown model {spec!r}: use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, or replay:FILE.yaml"
+    )

@@ -78,6 +78,9 @@ class Turn(BaseModel):
     stop_reason: str = ""
     retries: list[RetryRecord] = Field(default_factory=list)
     provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
+    # why a reply that tried to call a tool yielded none (a text call that could not be parsed):
+    # shown to the model in place of the generic "no tool call" observation
+    format_error: str | None = None
 
 
 class Model(Protocol):
