@@ -3,6 +3,7 @@ through the CLI on a mini task in real containers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -283,8 +284,13 @@ def test_retry_after_as_an_http_date() -> None:
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """The test server as its own process, playing tests/data/openai/tally-2.yaml."""
+    with serve_script(tmp_path, REPO / "tests" / "data" / "openai" / "tally-2.yaml") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serve_script(tmp_path: Path, script: Path) -> Iterator[tuple[int, Path]]:
     port_file, log = tmp_path / "port", tmp_path / "requests.jsonl"
-    script = REPO / "tests" / "data" / "openai" / "tally-2.yaml"
     command = [
         sys.executable,
         "-m",
@@ -304,6 +310,26 @@ def server_process(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.docker
+def test_a_refused_request_ends_the_instance_with_the_servers_message(tmp_path: Path, docker_client: Any) -> None:
+    task = next(t for t in load_tasks("atlas-mini") if t.instance_id == "atlas__tally-2")
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    script = tmp_path / "refuse.yaml"
+    script.write_text("turns:\n  - error: {status: 400, message: \"'tools.0.function.name' is not valid\"}\n")
+    with serve_script(tmp_path, script) as (port, _log):
+        result = atlas(
+            "run", "--dataset", "atlas-mini", "--instances", task.instance_id, "--scaffold", "tools",
+            "--model", f"openai:http://127.0.0.1:{port}/v1/{MODEL}", "--run-id", "openai-refused",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    status = json.loads(
+        (tmp_path / "runs" / "openai-refused" / "instances" / task.instance_id / "status.json").read_text()
+    )
+    assert status["state"] == "error" and status["stop_reason"] == "model_error"
+    assert "(HTTP 400): 'tools.0.function.name' is not valid" in status["error"]
 
 
 @pytest.mark.docker
