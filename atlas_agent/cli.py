@@ -244,6 +244,23 @@ def images_build(
     )
 
 
+@app.command("plan-vram")
+@friendly_errors
+def plan_vram(
+    model_dir: Annotated[Path, typer.Argument(help="EXL2 model directory (or its config.json).")],
+    vram: Annotated[str, typer.Option(help="GPU memory: 24GiB, 24000MiB, 24GB (decimal).")] = "24GiB",
+    agents: Annotated[int, typer.Option("--agents", "-n", help="Concurrent agents.")] = 1,
+    bpw: Annotated[float | None, typer.Option(help="Bits per weight, if config.json has none.")] = None,
+    cache: Annotated[str | None, typer.Option(help="Force FP16, Q8, Q6 or Q4.")] = None,
+    min_context: Annotated[int, typer.Option(help="Tokens every agent needs.")] = 16384,
+) -> None:
+    """Pick the KV-cache type and context per agent that fit one GPU."""
+    from atlas_agent.models.vram import choose_plan, load_model_shape, plan_request, render_plan
+
+    request = plan_request(vram=vram, agents=agents, bpw=bpw, cache_type=cache, min_context=min_context)
+    typer.echo(render_plan(choose_plan(load_model_shape(model_dir), request)))
+
+
 @app.command()
 @friendly_errors
 def scaffolds() -> None:

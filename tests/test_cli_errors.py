@@ -35,3 +35,11 @@ def test_missing_dataset_file(tmp_path: Path) -> None:
 def test_eval_of_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
     line = one_line_error(atlas("eval", str(tmp_path), cwd=tmp_path))
     assert "run.yaml" in line
+
+
+def test_plan_vram_prints_a_plan_or_one_line(tmp_path: Path) -> None:
+    config = str(Path(__file__).parent / "data" / "vram" / "qwen2.5-coder-32b-config.json")
+    plan = atlas("plan-vram", config, "--bpw", "4.0", "--agents", "4", cwd=tmp_path)
+    assert plan.returncode == 0 and "Q4" in plan.stdout and "<- chosen" in plan.stdout
+    line = one_line_error(atlas("plan-vram", config, "--bpw", "4.65", "--agents", "8", cwd=tmp_path))
+    assert "not 8: lower --agents or the bpw" in line
