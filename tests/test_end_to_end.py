@@ -142,7 +142,15 @@ def start_slow_run(tmp_path: Path, task: Task, run_id: str) -> subprocess.Popen[
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=os.environ.copy(),
+        # a shell that starts a job in the background makes it ignore SIGINT, and children inherit
+        # that: give the run the disposition a user's terminal would
+        preexec_fn=restore_default_signals,
     )
+
+
+def restore_default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def wait_for_container(docker_client, run: subprocess.Popen[bytes], run_id: str) -> None:

@@ -99,6 +99,9 @@ class TaskContainer:
         self._created = True
         try:
             self._create()
+            if self._removed:  # removed (e.g. on Ctrl-C) while the engine was still creating it
+                self._client.api.remove_container(self._id, force=True, v=True)
+                raise AtlasError(f"container {self._name} was removed while starting")
             self._client.api.start(self._id)
             self._shell = PersistentShell(self._client, self._id, workdir=self.workdir)
             self._shell.start()
