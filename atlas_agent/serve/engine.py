@@ -1,0 +1,66 @@
+"""What a local inference backend provides to be served by `atlas serve`.
+
+An engine owns a loaded model: it renders a chat into the model's prompt format, counts tokens,
+and generates text. Everything HTTP-shaped (the OpenAI protocol, tool-call parsing, queueing,
+metrics) lives in the server, so an engine stays a thin adapter over ExLlamaV2, llama.cpp or a
+test double.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How one generation ended; the return value of `Engine.generate`."""
+
+    reason: Literal["stop", "length"]  # "stop": end of turn or a stop string; "length": max_tokens reached
+    completion_tokens: int
+    # prompt tokens the engine took from its prefix cache instead of prefilling them; None when it
+    # cannot tell. Reported per request so the client's usage shows them as cache reads.
+    cached_tokens: int | None = None
+
+
+class Engine(Protocol):
+    """A loaded model, served by `atlas serve`.
+
+    Concurrency contract: the server calls `generate` from worker threads, at most `max_concurrency`
+    at a time, so a single-stream engine (llama.cpp on CPU) sets 1 and is never re-entered, while a
+    batching engine (ExLlamaV2's dynamic generator) sets its batch size and must accept that many
+    concurrent calls, typically by enqueueing a job per call and letting one driver thread iterate
+    the generator and hand each job its text. `render_prompt` and `count_tokens` may run on another
+    thread while a generation is in progress, so they must not touch generation state.
+    """
+
+    model_name: str
+    context_window: int  # prompt plus completion tokens the model can attend to
+    max_concurrency: int
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` as the model will see it (special tokens of the chat template included)."""
+        ...
+
+    def render_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+        """The model's chat template applied to `messages`, ending with the assistant's turn opening.
+
+        `messages` are OpenAI chat messages with `content` as a string and assistant tool calls'
+        `function.arguments` decoded to objects (what Hugging Face chat templates expect); `tools`
+        are OpenAI tool definitions (`{"type": "function", "function": {...}}`), or None when the
+        model must not be offered tools. Raises ValueError for a conversation the template refuses.
+        """
+        ...
+
+    def generate(
+        self, prompt: str, *, max_tokens: int, temperature: float | None, stop: list[str]
+    ) -> Generator[str, None, Finish]:
+        """Yield the completion of `prompt` in pieces as they are decoded, then return a `Finish`.
+
+        Generation ends at the model's end-of-turn token, at the first of the `stop` strings (which is
+        not part of the text), or after `max_tokens` tokens. `temperature` None means the model's
+        default sampling. The server closes the generator early when the client goes away; an
+        engine frees the request's resources (cache pages, a queued job) in its `finally`.
+        """
+        ...
