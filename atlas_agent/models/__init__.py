@@ -35,7 +35,8 @@ BUNDLED_REPLAYS = Path(__file__).parent / "replays"
 
 
 def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
-    """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, or `replay:FILE` (`replay:NAME` a bundled one)."""
+    """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, `local:smollm2` / `gguf:PATH` (CPU, in-process),
+    or `replay:FILE` (`replay:NAME` a bundled one)."""
     options = options or ModelOptions()
     kind, _, rest = spec.partition(":")
     if kind == "replay" and rest:
@@ -49,6 +50,11 @@ def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvid
         from atlas_agent.models.openai_client import open_openai
 
         return open_openai(rest, options)
+    if kind in ("local", "gguf") and rest:
+        from atlas_agent.models.local import open_local  # llama.cpp loads only when a CPU run needs it
+
+        return open_local(kind, rest, options)
     raise ModelError(
-        f"unknown model {spec!r}: use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, or replay:FILE.yaml"
+        f"unknown model {spec!r}: use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, local:smollm2, "
+        "gguf:PATH, or replay:FILE.yaml"
     )
