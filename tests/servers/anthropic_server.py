@@ -22,21 +22,15 @@ As a process, for end-to-end runs of the CLI:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
-import os
-import signal
-import threading
-import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .common import BackgroundServer, ServedError, serve_from_command_line, tokens
+from .common import Recorded as Recorded  # re-exported: the names this module has always had
+from .common import load_script as load_script
 
-CHARS_PER_TOKEN = 4
 MAX_CACHE_BREAKPOINTS = 4
 # Models that refuse sampling parameters (Opus 4.7 onwards).
 NO_SAMPLING_MODELS = ("claude-opus-4-7", "claude-opus-4-8")
@@ -49,14 +43,7 @@ DEFAULT_MESSAGES = {
 }
 
 
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    body: dict[str, Any]
-
-
-class ApiError(Exception):
+class ApiError(ServedError):
     def __init__(self, status: int, kind: str, message: str = "", headers: dict[str, str] | None = None) -> None:
         super().__init__(message or DEFAULT_MESSAGES.get(kind, kind))
         self.status, self.kind, self.headers = status, kind, headers or {}
@@ -69,16 +56,6 @@ def api_key(headers: dict[str, str]) -> str | None:
     """The key a request carries: `x-api-key`, or `Authorization: Bearer` (what recent SDKs send)."""
     bearer = headers.get("authorization", "")
     return headers.get("x-api-key") or (bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else None)
-
-
-def load_script(path: Path) -> list[dict[str, Any]]:
-    """A list of entries, or a mapping with a `turns` list (YAML or JSON)."""
-    raw = yaml.safe_load(path.read_text())
-    return list(raw["turns"] if isinstance(raw, dict) else raw)
-
-
-def tokens(chars: int) -> int:
-    return max(1, chars // CHARS_PER_TOKEN)
 
 
 def sign(thinking: str) -> str:
@@ -167,76 +144,32 @@ def validate(body: dict[str, Any]) -> None:
             )
 
 
-class AnthropicServer:
+class AnthropicServer(BackgroundServer):
     """Serves `POST /v1/messages` on 127.0.0.1 from a background thread; a context manager."""
 
     def __init__(self, script: list[dict[str, Any]] | None = None, requests_log: Path | None = None) -> None:
-        self.script = list(script or [])
-        self.requests: list[Recorded] = []
-        self.requests_log = requests_log
-        self.played = 0
+        super().__init__(script, requests_log)
         self._cache: set[str] = set()
-        self._ids = 0
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
+    def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+        if path != "/v1/messages":
+            raise ApiError(404, "not_found_error", f"Not found: {path}")
+        if not api_key(headers):
+            raise ApiError(401, "authentication_error", "x-api-key header is required")
+        if not headers.get("anthropic-version"):
+            raise ApiError(400, "invalid_request_error", "anthropic-version: header is required")
+        validate(body)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def entry_error(self, spec: dict[str, Any]) -> ApiError:
+        return scripted_error(spec)
 
-    def start(self) -> AnthropicServer:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
+    def bad_request(self, message: str) -> ApiError:
+        return ApiError(400, "invalid_request_error", message)
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def reply_headers(self) -> dict[str, str]:
+        return {"request-id": f"req_test_{len(self.requests):04d}"}
 
-    def __enter__(self) -> AnthropicServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    def handle(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[dict[str, Any], float]:
-        """The reply to one request and how long to hold it back; raises ApiError for error replies."""
-        with self._lock:
-            self.requests.append(Recorded(path, headers, body))
-            if self.requests_log is not None:
-                with self.requests_log.open("a") as log:
-                    log.write(json.dumps({"path": path, "headers": headers, "body": body}) + "\n")
-            if path != "/v1/messages":
-                raise ApiError(404, "not_found_error", f"Not found: {path}")
-            if not api_key(headers):
-                raise ApiError(401, "authentication_error", "x-api-key header is required")
-            if not headers.get("anthropic-version"):
-                raise ApiError(400, "invalid_request_error", "anthropic-version: header is required")
-            validate(body)
-            if self.played >= len(self.script):
-                raise ApiError(
-                    400, "invalid_request_error", f"test server script exhausted after {self.played} entries"
-                )
-            entry = self.script[self.played]
-            self.played += 1
-            if "error" in entry:
-                raise scripted_error(entry["error"])
-            return self._reply(entry, body), float(entry.get("delay_s", 0))
-
-    def _reply(self, entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    def reply(self, entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         content = entry.get("content")
         if content is None:
             content = []
@@ -302,62 +235,10 @@ def scripted_error(spec: dict[str, Any]) -> ApiError:
     return ApiError(int(spec["status"]), spec["type"], spec.get("message", ""), headers)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    app: AnthropicServer
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        try:
-            body = json.loads(raw or b"{}")
-        except json.JSONDecodeError:
-            self._send(400, ApiError(400, "invalid_request_error", "body is not JSON").payload())
-            return
-        try:
-            reply, delay_s = self.app.handle(self.path, headers, body)
-        except ApiError as error:
-            self._send(error.status, error.payload(), error.headers)
-            return
-        time.sleep(delay_s)
-        self._send(200, reply)
-
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.send_header("request-id", f"req_test_{len(self.app.requests):04d}")
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout) before a delayed reply was ready
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read `requests`, not the access log."""
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", type=Path, required=True, help="YAML/JSON script of replies and errors")
-    parser.add_argument("--port-file", type=Path, required=True, help="where to write the chosen port")
-    parser.add_argument("--requests-log", type=Path, help="append every request (headers, body) as JSON lines")
-    args = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with AnthropicServer(load_script(args.script), args.requests_log) as server:
-        # written whole via rename, so a poller never reads a half-written port
-        partial = args.port_file.with_suffix(".partial")
-        partial.write_text(str(server.port))
-        partial.replace(args.port_file)
-        parent = os.getppid()
-        # a test that dies without stopping us orphans this process: leave with it
-        while not stop.wait(0.5) and os.getppid() == parent:
-            pass
+    serve_from_command_line(
+        __doc__, lambda args, script: AnthropicServer(script, args.requests_log), leave_with_parent=True
+    )
 
 
 if __name__ == "__main__":

@@ -26,17 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .common import BackgroundServer, RequestHandler, ServedError, serve_from_command_line, tokens
+from .common import Recorded as Recorded  # re-exported, as in the Anthropic server
+from .common import load_script as load_script
 
-CHARS_PER_TOKEN = 4
 MODEL = "test-model"
 CONTEXT_ERRORS = {
     "vllm": (
@@ -70,14 +67,7 @@ DEFAULT_ERRORS: dict[int, tuple[str, str, Any]] = {
 }
 
 
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]  # lower-cased names
-    body: dict[str, Any]
-
-
-class ApiError(Exception):
+class ApiError(ServedError):
     def __init__(
         self, status: int, message: str = "", kind: str = "", code: Any = None, headers: dict[str, str] | None = None
     ) -> None:
@@ -88,16 +78,6 @@ class ApiError(Exception):
 
     def payload(self) -> dict[str, Any]:
         return {"error": {"message": str(self), "type": self.kind, "param": None, "code": self.code}}
-
-
-def load_script(path: Path) -> list[dict[str, Any]]:
-    """A list of entries, or a mapping with a `turns` list (YAML or JSON)."""
-    raw = yaml.safe_load(path.read_text())
-    return list(raw["turns"] if isinstance(raw, dict) else raw)
-
-
-def tokens(chars: int) -> int:
-    return max(1, chars // CHARS_PER_TOKEN)
 
 
 def scripted_error(spec: dict[str, Any]) -> ApiError:
@@ -144,53 +124,31 @@ def _arguments(call: dict[str, Any]) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-class OpenAIServer:
+class _Handler(RequestHandler):
+    app: OpenAIServer
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            self._send(200, self.app.models())
+        else:
+            self._send_error(ApiError(404, f"Not Found: {self.path}"))
+
+
+class OpenAIServer(BackgroundServer):
     """Serves the Chat Completions API on 127.0.0.1 from a background thread; a context manager."""
+
+    handler_class = _Handler
 
     def __init__(
         self, script: list[dict[str, Any]] | None = None, requests_log: Path | None = None, model: str = MODEL
     ) -> None:
-        self.script = list(script or [])
-        self.requests: list[Recorded] = []
-        self.requests_log = requests_log
+        super().__init__(script, requests_log)
         self.model = model
-        self.played = 0
-        self._ids = 0
-        self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server not started"
-        return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
         """The base URL a client is given: `.../v1`."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> OpenAIServer:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> OpenAIServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        return f"{super().url}/v1"
 
     def models(self) -> dict[str, Any]:
         return {
@@ -198,25 +156,18 @@ class OpenAIServer:
             "data": [{"id": self.model, "object": "model", "created": 0, "owned_by": "atlas-tests"}],
         }
 
-    def handle(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[dict[str, Any], float]:
-        """The reply to one request and how long to hold it back; raises ApiError for error replies."""
-        with self._lock:
-            self.requests.append(Recorded(path, headers, body))
-            if self.requests_log is not None:
-                with self.requests_log.open("a") as log:
-                    log.write(json.dumps({"path": path, "headers": headers, "body": body}) + "\n")
-            if path != "/v1/chat/completions":
-                raise ApiError(404, f"Not Found: {path}")
-            validate(body, self.model)
-            if self.played >= len(self.script):
-                raise ApiError(400, f"test server script exhausted after {self.played} entries")
-            entry = self.script[self.played]
-            self.played += 1
-            if "error" in entry:
-                raise scripted_error(entry["error"])
-            return self._reply(entry, body), float(entry.get("delay_s", 0))
+    def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
+        if path != "/v1/chat/completions":
+            raise ApiError(404, f"Not Found: {path}")
+        validate(body, self.model)
 
-    def _reply(self, entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    def entry_error(self, spec: dict[str, Any]) -> ApiError:
+        return scripted_error(spec)
+
+    def bad_request(self, message: str) -> ApiError:
+        return ApiError(400, message)
+
+    def reply(self, entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         content = entry.get("content") or ""
         if text_call := entry.get("text_tool_call"):
             markup = json.dumps({"name": text_call["name"], "arguments": text_call.get("arguments", {})})
@@ -252,65 +203,13 @@ class OpenAIServer:
         }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    app: OpenAIServer
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        if self.path == "/v1/models":
-            self._send(200, self.app.models())
-        else:
-            self._send(404, ApiError(404, f"Not Found: {self.path}").payload())
-
-    def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        try:
-            body = json.loads(raw or b"{}")
-        except json.JSONDecodeError:
-            self._send(400, ApiError(400, "body is not JSON").payload())
-            return
-        try:
-            reply, delay_s = self.app.handle(self.path, headers, body)
-        except ApiError as error:
-            self._send(error.status, error.payload(), error.headers)
-            return
-        time.sleep(delay_s)
-        self._send(200, reply)
-
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (its timeout) before a delayed reply was ready
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: tests read `requests`, not the access log."""
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", type=Path, required=True, help="YAML/JSON script of replies and errors")
-    parser.add_argument("--port-file", type=Path, required=True, help="where to write the chosen port")
-    parser.add_argument("--requests-log", type=Path, help="append every request (headers, body) as JSON lines")
-    parser.add_argument("--model", default=MODEL, help="the one model name the server accepts")
-    args = parser.parse_args()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    with OpenAIServer(load_script(args.script), args.requests_log, args.model) as server:
-        # written whole via rename, so a poller never reads a half-written port
-        partial = args.port_file.with_suffix(".partial")
-        partial.write_text(str(server.port))
-        partial.replace(args.port_file)
-        stop.wait()
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", default=MODEL, help="the one model name the server accepts")
+
+    serve_from_command_line(
+        __doc__, lambda args, script: OpenAIServer(script, args.requests_log, args.model), add_arguments
+    )
 
 
 if __name__ == "__main__":
