@@ -20,7 +20,10 @@ app.add_typer(images_app, name="images")
 console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_MODEL = "replay:atlas-mini-demo"
+# the bundled SmolLM2-135M on the CPU: runs anywhere, rarely solves anything, proves the path is real
+DEFAULT_MODEL = "local:smollm2"
+# a tiny CPU model rambles to the token limit: keep replies short unless asked otherwise
+LOCAL_MAX_OUTPUT_TOKENS = "max_output_tokens=512"
 Dataset = Annotated[
     str,
     typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
@@ -74,7 +77,7 @@ def _load_selection(
 def run(
     dataset: Dataset = "atlas-mini",
     model: Annotated[
-        str, typer.Option("--model", "-m", help="claude-*, openai:BASE_URL/MODEL or replay:FILE")
+        str, typer.Option("--model", "-m", help="claude-*, openai:URL/MODEL, local:smollm2, gguf:PATH, replay:FILE")
     ] = DEFAULT_MODEL,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")] = None,
     workers: Workers = 1,
@@ -111,7 +114,10 @@ def run(
 
     selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
     scaffold_config = load_scaffold(scaffold, overrides)
-    options = parse_model_options(model_overrides or [])
+    items = model_overrides or []
+    if model.startswith(("local:", "gguf:")) and not any(i.startswith("max_output_tokens=") for i in items):
+        items = [LOCAL_MAX_OUTPUT_TOKENS, *items]
+    options = parse_model_options(items)
     provider = open_provider(model, options)
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     config = RunConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -188,11 +189,31 @@ def test_interrupted_run_removes_its_container_and_can_resume(
     assert status["state"] == "error", "an interrupted instance is retried when the run resumes"
 
 
-def test_default_demo_run_resolves_its_three_scripted_fixes(tmp_path: Path, mini_tasks: list[Task]) -> None:
-    """What README's main command runs: the bundled demo agent over the whole suite, graded."""
-    result = atlas("run", "--dataset", "atlas-mini", "--run-id", "demo", "--workers", "2", "--eval", cwd=tmp_path)
+def test_demo_replay_resolves_its_three_scripted_fixes(tmp_path: Path, mini_tasks: list[Task]) -> None:
+    """The bundled demo agent over the whole suite, graded."""
+    result = atlas(
+        "run", "--dataset", "atlas-mini", "--model", "replay:atlas-mini-demo", "--run-id", "demo",
+        "--workers", "2", "--eval", cwd=tmp_path,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "runs" / "demo" / "report.json").read_text())
     assert report["total"] == len(mini_tasks)
     assert report["resolved_ids"] == ["atlas__semverkit-3", "atlas__tally-2", "atlas__textkit-2"]
     assert sorted(report["empty_patch_ids"] + report["resolved_ids"]) == sorted(t.instance_id for t in mini_tasks)
+
+
+def test_readme_main_command_runs_the_bundled_tiny_model_and_grades_it(tmp_path: Path, mini_tasks: list[Task]) -> None:
+    """The `atlas run` line of scripts/quickstart.sh (README's first command), exactly as written there."""
+    quickstart = (Path(__file__).parents[1] / "scripts" / "quickstart.sh").read_text()
+    [line] = [line for line in quickstart.splitlines() if line.startswith(".venv/bin/atlas run ")]
+    args = shlex.split(line)[1:]
+    result = atlas(*args, cwd=tmp_path, timeout=1800)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "quickstart"
+    config = yaml.safe_load((run_dir / "run.yaml").read_text())["config"]
+    assert config["model"] == "local:smollm2", "the default model is the bundled tiny model"
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["total"] == len(mini_tasks) and not report["incomplete_ids"]
+    for task in mini_tasks:
+        status = json.loads((run_dir / "instances" / task.instance_id / "status.json").read_text())
+        assert status["state"] == "done" and status["usage"]["output_tokens"] > 0

@@ -265,6 +265,11 @@ class LocalProvider:
     def name(self) -> str:
         return self._name
 
+    @property
+    def context_window(self) -> int:
+        """The window the engine was loaded with; scaffolds fit their history to it."""
+        return self.engine.n_ctx
+
     def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> LocalModel:
         """Greedy unless a temperature is set; sampled runs get a seed of their own per instance and
         variant, so best-of-k attempts differ from each other yet a rerun repeats them."""

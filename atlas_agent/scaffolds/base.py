@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from atlas_agent.models.base import ModelProvider
 from atlas_agent.runtime.container import TaskContainer
+from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tasks import Task
 from atlas_agent.trajectory import Choice, Trajectory
 
@@ -35,6 +36,17 @@ class SolveContext:
             "base_commit": task.base_commit,
             "workdir": workdir,
         }
+
+
+def fit_to_model(settings: LoopSettings, provider: ModelProvider) -> LoopSettings:
+    """A model that knows its window (local engines do) caps the scaffold's: the prompt never exceeds it."""
+    window = getattr(provider, "context_window", None)
+    history = settings.history
+    if not isinstance(window, int) or window >= history.context_window:
+        return settings
+    reserve = min(history.reserve_output_tokens, window // 4)
+    fitted = history.model_copy(update={"context_window": window, "reserve_output_tokens": reserve})
+    return settings.model_copy(update={"history": fitted})
 
 
 def submit_choice(ctx: SolveContext, choice: Choice) -> str:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, limit_exceeded, render
 from atlas_agent.models.base import Message, ModelError
-from atlas_agent.scaffolds.base import SolveContext, submit_choice
+from atlas_agent.scaffolds.base import SolveContext, fit_to_model, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.scaffolds.verify import PatchEvidence, verify_patch
@@ -45,7 +45,7 @@ class BestOfKScaffold:
 
     def _attempt(self, ctx: SolveContext, number: int, test_command: str | None) -> Candidate:
         label = f"attempt-{number}"
-        settings = self.config.attempt
+        settings = fit_to_model(self.config.attempt, ctx.provider)
         temperatures = self.config.temperatures or [settings.sampling.temperature or 0.0]
         model = ctx.provider.for_instance(
             ctx.task.instance_id, variant=label, temperature=temperatures[(number - 1) % len(temperatures)]

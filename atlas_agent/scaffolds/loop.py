@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atlas_agent.agent import Agent
-from atlas_agent.scaffolds.base import SolveContext
+from atlas_agent.scaffolds.base import SolveContext, fit_to_model
 from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tools import build_tools
 from atlas_agent.tools.run_tests import test_command_from_eval_script
@@ -14,13 +14,14 @@ class LoopScaffold:
         self.settings = settings
 
     def solve(self, ctx: SolveContext) -> str:
+        settings = fit_to_model(self.settings, ctx.provider)
         model = ctx.provider.for_instance(ctx.task.instance_id)
         tools = build_tools(
-            self.settings.tools,
-            command_timeout=self.settings.command_timeout,
+            settings.tools,
+            command_timeout=settings.command_timeout,
             test_command=test_command_from_eval_script(ctx.task.eval_script or ""),
         )
         with ctx.open_workspace("main") as workspace:
-            agent = Agent(model, tools, self.settings, on_step=lambda _trajectory: ctx.save())
+            agent = Agent(model, tools, settings, on_step=lambda _trajectory: ctx.save())
             agent.run(workspace, ctx.trajectory, ctx.task_values(workspace.workdir))
             return workspace.diff(ctx.task.base_commit)
