@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # the bundled SmolLM2-135M on the CPU: runs anywhere, rarely solves anything, proves the path is real
 DEFAULT_MODEL = "local:smollm2"
 # a tiny CPU model rambles to the token limit: keep replies short unless asked otherwise
-LOCAL_MAX_OUTPUT_TOKENS = "max_output_tokens=512"
+LOCAL_MAX_OUTPUT_TOKENS = "max_output_tokens=256"
 Dataset = Annotated[
     str,
     typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
@@ -248,6 +248,22 @@ def images_build(
         force=force,
         on_image=lambda iid, action: console.print(f"  {iid}: {action}", highlight=False),
     )
+
+
+@app.command("serve")
+@friendly_errors
+def serve_command(
+    model: Annotated[str, typer.Argument(help="local:smollm2 or gguf:PATH")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve a local model over the OpenAI Chat Completions API (tools, streaming, /metrics)."""
+    from atlas_agent.serve.app import serve
+    from atlas_agent.serve.gguf_engine import open_engine
+
+    engine = open_engine(model)
+    console.print(f"serving {engine.model_name} at http://{host}:{port}/v1 (window {engine.context_window} tokens)")
+    serve(engine, host, port, engine.model_name)
 
 
 @app.command("plan-vram")

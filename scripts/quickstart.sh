@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/atlas run --dataset atlas-mini --run-id quickstart --workers 2 --eval
+.venv/bin/atlas run --dataset atlas-mini --scaffold bash-only --run-id quickstart --eval
 cat runs/quickstart/report.md

@@ -21,7 +21,7 @@ from atlas_agent.models.chat_template import (
     render_prompt,
     tools_block,
 )
-from atlas_agent.models.local import Engine, LocalModel, LocalProvider, reply_budget, trained_context
+from atlas_agent.models.local import LoadedModel, LocalModel, LocalProvider, reply_budget, trained_context
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
@@ -184,7 +184,7 @@ class ScriptedLlama:
 
 
 def scripted_model(llm: ScriptedLlama, n_ctx: int = 100_000) -> LocalModel:
-    engine = Engine(llm, n_ctx, CHATML_TEMPLATE, "", "", 0.0, threading.Lock())
+    engine = LoadedModel(llm, n_ctx, CHATML_TEMPLATE, "", "", 0.0, threading.Lock())
     return LocalModel(engine, ModelOptions(max_output_tokens=64), temperature=0.0, seed=0)
 
 

@@ -108,7 +108,7 @@ def reply_budget(prompt_tokens: int, n_ctx: int, max_output_tokens: int) -> int:
 
 
 @dataclass
-class Engine:
+class LoadedModel:
     """One loaded model: llama.cpp's handle, its window and chat template, and the lock around it."""
 
     llm: Any  # llama_cpp.Llama
@@ -128,11 +128,11 @@ class Engine:
         return tokens[1:] if len(tokens) > 1 and tokens[0] == tokens[1] == bos else tokens
 
 
-_ENGINES: dict[Path, Engine] = {}
+_ENGINES: dict[Path, LoadedModel] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Engine:
+def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> LoadedModel:
     """Load `path` once per process (later calls return the same engine); `threads` defaults to every core."""
     path = path.resolve()
     with _ENGINES_LOCK:
@@ -165,7 +165,7 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Engine
         def special(token_id: int) -> str:
             return "" if token_id < 0 else llm.detokenize([token_id], special=True).decode("utf-8", errors="ignore")
 
-        engine = Engine(
+        engine = LoadedModel(
             llm=llm,
             n_ctx=llm.n_ctx(),
             template=metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE,
@@ -183,7 +183,7 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Engine
 class LocalModel:
     """One conversation with the shared engine."""
 
-    def __init__(self, engine: Engine, options: ModelOptions, temperature: float, seed: int) -> None:
+    def __init__(self, engine: LoadedModel, options: ModelOptions, temperature: float, seed: int) -> None:
         self._engine = engine
         self._options = options
         self._temperature = temperature

@@ -1,0 +1,85 @@
+"""`atlas serve` driving the bundled tiny model on the CPU, used by Atlas's own OpenAI client and by a
+whole `atlas run` on a mini task (the CPU twin of the GPU server test)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atlas_agent.models.base import Message, ToolSpec
+from atlas_agent.models.openai_client import OpenAIProvider
+from atlas_agent.models.options import ModelOptions
+from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
+from helpers import ATLAS, atlas
+
+pytest.importorskip("llama_cpp", reason="the CPU engine (llama-cpp-python) is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([ATLAS, "serve", "local:smollm2", "--port", str(port)], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else "server exited"
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "atlas serve did not come up"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_the_client_talks_to_the_served_cpu_model(server: str) -> None:
+    provider = OpenAIProvider(f"{server}/v1", "smollm2", ModelOptions(max_output_tokens=64))
+    tools = [ToolSpec(name="bash", description="Run a shell command.", parameters={
+        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]})]  # fmt: skip
+    messages = [
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content="List the files in the current directory."),
+    ]
+    turn = provider.for_instance("x").complete(messages, tools)
+    assert turn.usage.input_tokens > 20 and turn.usage.output_tokens > 0
+    assert turn.tool_calls or turn.text or turn.format_error
+    metrics = urllib.request.urlopen(f"{server}/metrics", timeout=5).read().decode()
+    assert "completion_tokens" in metrics
+
+
+@pytest.mark.docker
+def test_an_agent_run_through_the_served_model(tmp_path: Path, server: str, docker_client: Any) -> None:
+    task = next(t for t in load_tasks("atlas-mini") if t.instance_id == "atlas__textkit-2")
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    result = atlas(
+        "run", "--dataset", "atlas-mini", "--instances", task.instance_id, "--scaffold", "bash-only",
+        "--model", f"openai:{server}/v1/smollm2", "-M", "max_output_tokens=128",
+        "-c", "history.context_window=8192", "-c", "history.reserve_output_tokens=1024",
+        "--run-id", "served", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / "served"
+    assert atlas("eval", str(run_dir), cwd=tmp_path).returncode == 0
+    status = json.loads((run_dir / "instances" / task.instance_id / "status.json").read_text())
+    assert status["state"] == "done" and status["steps"] >= 1
+    assert status["usage"]["output_tokens"] > 0 and status["usage"]["gpu_seconds"] > 0
+    assert json.loads((run_dir / "report.json").read_text())["total"] == 1
