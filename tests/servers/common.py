@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,14 +43,15 @@ def tokens(chars: int) -> int:
     return max(1, chars // CHARS_PER_TOKEN)
 
 
-class ServedError(Exception):
+class ServedError(Exception, ABC):
     """An error reply: its status, extra headers, and the protocol's JSON body (`payload()`)."""
 
     status: int
     headers: dict[str, str]
 
+    @abstractmethod
     def payload(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The error body in the protocol's shape."""
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -94,7 +96,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Quiet: tests read `requests`, not the access log."""
 
 
-class BackgroundServer:
+class BackgroundServer(ABC):
     """Serves on 127.0.0.1 (a free port) from a background thread; a context manager.
 
     It plays a script, one entry per request in order; a subclass supplies the protocol: `check`,
@@ -167,21 +169,21 @@ class BackgroundServer:
                 raise self.entry_error(entry["error"])
             return self.reply(entry, body), float(entry.get("delay_s", 0))
 
+    @abstractmethod
     def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         """Raise the error the real API would give this request, if any."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reply(self, entry: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
         """The reply a script entry (not an error one) makes to a request."""
-        raise NotImplementedError
 
+    @abstractmethod
     def entry_error(self, spec: dict[str, Any]) -> ServedError:
         """The error a script entry's `error:` mapping stands for."""
-        raise NotImplementedError
 
+    @abstractmethod
     def bad_request(self, message: str) -> ServedError:
         """A 400 in the protocol's shape (a body that is not JSON, a script that has run out)."""
-        raise NotImplementedError
 
     def reply_headers(self) -> dict[str, str]:
         """Headers sent with every reply, before any of the reply's own."""
