@@ -60,20 +60,8 @@ def test_replayed_run_is_graded_by_the_official_harness(tmp_path: Path, mini_tas
     script = tmp_path / "script.yaml"
     script.write_text(yaml.safe_dump(replay_script(solved, wrong, empty), sort_keys=False))
     ids = ",".join(t.instance_id for t in (solved, wrong, empty))
-    result = atlas(
-        "run",
-        "--dataset",
-        "atlas-mini",
-        "--instances",
-        ids,
-        "--model",
-        f"replay:{script}",
-        "--run-id",
-        "e2e",
-        "--workers",
-        "2",
-        cwd=tmp_path,
-    )
+    run_args = ["run", "--dataset", "atlas-mini", "--instances", ids, "--model", f"replay:{script}", "--run-id", "e2e"]
+    result = atlas(*run_args, "--workers", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "runs" / "e2e"
     for task in (solved, wrong, empty):
@@ -97,18 +85,7 @@ def test_replayed_run_is_graded_by_the_official_harness(tmp_path: Path, mini_tas
     assert "resolved: **1 / 3**" in (run_dir / "report.md").read_text()
     assert (run_dir / "eval" / "e2e").is_dir(), "official logs live in the run directory"
 
-    resumed = atlas(
-        "run",
-        "--dataset",
-        "atlas-mini",
-        "--instances",
-        ids,
-        "--model",
-        f"replay:{script}",
-        "--run-id",
-        "e2e",
-        cwd=tmp_path,
-    )
+    resumed = atlas(*run_args, cwd=tmp_path)
     assert resumed.returncode == 0 and "3 already done" in resumed.stderr
     assert not list_containers(docker_client, run_id="e2e")
 
