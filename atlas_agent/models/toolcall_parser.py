@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from atlas_agent.models.base import ToolCall
+from atlas_agent.models.base import ToolCall, Turn
 
 JSON_SHAPE = 'write {"name": ..., "arguments": {...}}'
 
@@ -338,3 +338,19 @@ def parse_tool_calls(text: str, tool_names: set[str], *, id_prefix: str = "call_
     prose.append(text[pos:])
     calls = [ToolCall(id=f"{id_prefix}{i}", name=name, arguments=args) for i, (name, args) in enumerate(found)]
     return ParseResult(calls=calls, text=_clean_prose(prose), error="\n".join(errors) or None)
+
+
+_CUT_OFF = {"length": " (the reply was cut off at max_tokens)", "timeout": " (cut off at timeout_s)"}
+
+
+def read_text_turn(turn: Turn, tool_names: set[str], *, id_prefix: str) -> Turn:
+    """Move the calls written in `turn.text` into `turn.tool_calls`, or set `turn.format_error` with
+    what the model must fix (mentioning a cut-off reply, the usual cause of a broken call)."""
+    if not tool_names or not turn.text:
+        return turn
+    parsed = parse_tool_calls(turn.text, tool_names, id_prefix=id_prefix)
+    if parsed.error:
+        turn.format_error = f"No tool call was run: {parsed.error}{_CUT_OFF.get(turn.stop_reason, '')}"
+    elif parsed.calls:
+        turn.text, turn.tool_calls = parsed.text, parsed.calls
+    return turn

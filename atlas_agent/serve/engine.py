@@ -8,9 +8,12 @@ test double.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from atlas_agent.models.base import Message, ToolCall, ToolSpec
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,36 @@ class Engine(Protocol):
         engine frees the request's resources (cache pages, a queued job) in its `finally`.
         """
         ...
+
+
+def atlas_message(raw: dict[str, Any]) -> Message:
+    calls = [
+        ToolCall(id=c.get("id", ""), name=c["function"]["name"], arguments=_arguments(c["function"].get("arguments")))
+        for c in raw.get("tool_calls") or []
+    ]
+    return Message(
+        role=raw["role"], content=raw.get("content") or "", tool_calls=calls, tool_call_id=raw.get("tool_call_id")
+    )
+
+
+def _arguments(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        decoded = json.loads(value or "{}")
+        return decoded if isinstance(decoded, dict) else {}
+    return dict(value or {})
+
+
+def atlas_tool(raw: dict[str, Any]) -> ToolSpec:
+    function = raw.get("function", raw)
+    return ToolSpec(
+        name=function["name"], description=function.get("description", ""), parameters=function.get("parameters", {})
+    )
+
+
+def atlas_messages(messages: list[dict[str, Any]]) -> list[Message]:
+    """OpenAI chat messages (as `Engine.render_prompt` receives them) as Atlas messages."""
+    return [atlas_message(m) for m in messages]
+
+
+def atlas_tools(tools: list[dict[str, Any]] | None) -> list[ToolSpec]:
+    return [atlas_tool(t) for t in tools or []]
