@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from atlas_agent.errors import AtlasError
@@ -17,6 +18,8 @@ from atlas_agent.errors import AtlasError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
 images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
 app.add_typer(images_app, name="images")
+models_app = typer.Typer(no_args_is_help=True, help="Prepare local models.")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +51,8 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except AtlasError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            # the message is plain text: "[gpu]" in an install hint is not rich markup
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished work is kept; rerun the same command to resume")
@@ -253,17 +257,35 @@ def images_build(
 @app.command("serve")
 @friendly_errors
 def serve_command(
-    model: Annotated[str, typer.Argument(help="local:smollm2 or gguf:PATH")],
+    model: Annotated[str, typer.Argument(help="local:smollm2, gguf:PATH, or exl2:MODEL_DIR (GPU).")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    agents: Annotated[int, typer.Option("--agents", "-n", min=1, help="Concurrent agents to size the cache for.")] = 1,
+    context: Annotated[int | None, typer.Option(help="Tokens per agent (default: the most that fits).")] = None,
+    cache: Annotated[str | None, typer.Option(help="KV cache: FP16, Q8, Q6 or Q4 (default: planned).")] = None,
 ) -> None:
     """Serve a local model over the OpenAI Chat Completions API (tools, streaming, /metrics)."""
     from atlas_agent.serve.app import serve
-    from atlas_agent.serve.gguf_engine import open_engine
+    from atlas_agent.serve.open import open_engine
 
-    engine = open_engine(model)
+    engine = open_engine(model, agents=agents, context=context, cache=cache)
     console.print(f"serving {engine.model_name} at http://{host}:{port}/v1 (window {engine.context_window} tokens)")
     serve(engine, host, port, engine.model_name)
+
+
+@models_app.command("prepare")
+@friendly_errors
+def models_prepare(
+    source: Annotated[str, typer.Argument(help="local:smollm2, a .gguf file, or a Hugging Face safetensors dir.")],
+    output: Annotated[Path, typer.Argument(help="The EXL2 model directory to write.")],
+    bpw: Annotated[float, typer.Option(help="Bits per weight, 2.0-8.0.")] = 4.0,
+    head_bits: Annotated[int, typer.Option(help="Bits of the output layer: 2, 3, 4, 5, 6 or 8.")] = 6,
+) -> None:
+    """Quantize a model to EXL2 with ExLlamaV2's converter (needs an NVIDIA GPU)."""
+    from atlas_agent.models.prepare import prepare_model
+
+    done = prepare_model(source, output, bpw=bpw, head_bits=head_bits, echo=console.print)
+    console.print(f"EXL2 model ready: {done} (serve it: atlas serve exl2:{done})")
 
 
 @app.command("plan-vram")

@@ -36,6 +36,7 @@ BUNDLED_REPLAYS = Path(__file__).parent / "replays"
 
 def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
     """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, `local:smollm2` / `gguf:PATH` (CPU, in-process),
+    `exl2:MODEL_DIR` (GPU, in-process),
     or `replay:FILE` (`replay:NAME` a bundled one)."""
     options = options or ModelOptions()
     kind, _, rest = spec.partition(":")
@@ -54,7 +55,11 @@ def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvid
         from atlas_agent.models.local import open_local  # llama.cpp loads only when a CPU run needs it
 
         return open_local(kind, rest, options)
+    if kind == "exl2" and rest:
+        from atlas_agent.models.exl2 import Exl2Provider  # ExLlamaV2 and torch load only for GPU runs
+
+        return Exl2Provider(Path(rest).expanduser(), options)
     raise ModelError(
         f"unknown model {spec!r}: use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, local:smollm2, "
-        "gguf:PATH, or replay:FILE.yaml"
+        "gguf:PATH, exl2:MODEL_DIR, or replay:FILE.yaml"
     )
