@@ -1,0 +1,154 @@
+"""The ExLlamaV2 backend on a real GPU: load and generate, prefix reuse across an agent's turns,
+cancellation, a tool call written by a real instruct model and read back, and `atlas serve` with 8
+concurrent clients. Skipped, with the reason, where there is no CUDA device or no exllamav2.
+
+Models: a random-weight model made here (bench/synthetic_model.py, tokenizer included), and for the
+tool-call test a real instruct model in EXL2 named by ATLAS_GPU_INSTRUCT_MODEL (for example the
+bundled SmolLM2 after `atlas models prepare local:smollm2 DIR`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="GPU tests need PyTorch with CUDA")
+if not torch.cuda.is_available():
+    pytest.skip("GPU tests need a CUDA device; none is visible", allow_module_level=True)
+pytest.importorskip("exllamav2", reason="GPU tests need exllamav2: pip install 'atlas-agent[gpu]'")
+
+from serve_harness import Server  # noqa: E402
+
+from atlas_agent.models.base import Message, ToolSpec  # noqa: E402
+from atlas_agent.models.exl2 import Exl2Provider, Exl2Runtime, load_runtime  # noqa: E402
+from atlas_agent.models.options import ModelOptions  # noqa: E402
+from atlas_agent.serve.engine import Finish  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from synthetic_model import make_model  # noqa: E402
+
+pytestmark = [pytest.mark.gpu, pytest.mark.timeout(600)]
+BASH = ToolSpec(
+    name="bash",
+    description="Run a shell command and return its output.",
+    parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+)
+SOURCE = Path(__file__).resolve().parent.parent / "atlas_agent" / "agent.py"
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Exl2Runtime:
+    return load_runtime(make_model(tmp_path_factory.mktemp("tiny"), "tiny"), context=4096)
+
+
+def complete(runtime: Exl2Runtime, prompt: str, max_tokens: int) -> tuple[str, Finish]:
+    stream = runtime.generate(prompt, max_tokens=max_tokens, temperature=None, stop=[])
+    pieces: list[str] = []
+    while True:
+        try:
+            pieces.append(next(stream))
+        except StopIteration as done:
+            return "".join(pieces), done.value
+
+
+def chat(runtime: Exl2Runtime, *contents: str) -> str:
+    turns = [Message(role="user" if i % 2 == 0 else "assistant", content=c) for i, c in enumerate(contents)]
+    return runtime.chat.render([Message(role="system", content="You fix bugs."), *turns], [BASH])
+
+
+def test_load_and_greedy_generation_repeats(runtime: Exl2Runtime) -> None:
+    prompt = chat(runtime, "The test fails. Find the bug.")
+    first, finish = complete(runtime, prompt, 48)
+    again, _ = complete(runtime, prompt, 48)
+    assert 0 < finish.completion_tokens <= 48 and first
+    assert again == first
+    assert runtime.context == 4096 and runtime.cache_type is not None
+
+
+def test_the_previous_turn_is_not_prefilled_again(runtime: Exl2Runtime) -> None:
+    code = SOURCE.read_text()[:6000]
+    turn_1 = chat(runtime, f"Here is the file:\n{code}\nWhat does it do?")
+    _, first = complete(runtime, turn_1, 8)
+    turn_2 = chat(runtime, f"Here is the file:\n{code}\nWhat does it do?", "It runs the agent.", "Where is the loop?")
+    _, second = complete(runtime, turn_2, 8)
+    shared = runtime.count_tokens(turn_1) - 8  # the reply and the end of turn are new text
+    assert second.cached_tokens is not None and second.cached_tokens >= shared
+    assert second.cached_tokens / runtime.count_tokens(turn_2) > 0.9
+    assert first.cached_tokens is not None
+
+
+def test_a_closed_stream_cancels_its_job(runtime: Exl2Runtime) -> None:
+    stream = runtime.generate(chat(runtime, "Write a long essay."), max_tokens=3000, temperature=None, stop=[])
+    pieces = [next(stream) for _ in range(3)]
+    stream.close()
+    assert pieces
+    started = time.monotonic()
+    _, finish = complete(runtime, chat(runtime, "Short answer."), 8)
+    assert finish.completion_tokens > 0 and time.monotonic() - started < 30
+
+
+def test_sampled_replies_differ_and_respect_stop_strings(runtime: Exl2Runtime) -> None:
+    prompt = chat(runtime, "Say anything.")
+    texts = set()
+    for _ in range(3):
+        stream = runtime.generate(prompt, max_tokens=32, temperature=1.5, stop=["e"])
+        text = "".join(stream)
+        assert "e" not in text
+        texts.add(text)
+    assert len(texts) > 1 or all(t == "" for t in texts)
+
+
+def test_serve_answers_8_concurrent_clients(runtime: Exl2Runtime) -> None:
+    with Server(runtime, runtime.model_name) as server, ThreadPoolExecutor(8) as pool:
+        # unpaged (no flash-attn) the jobs take turns: short replies keep the last one within its timeout
+        provider = server.client(timeout_s=120, max_output_tokens=64)
+        questions = [f"Agent {i}: the test_{i} fails, where is the bug?" for i in range(8)]
+        turns = [
+            pool.submit(provider.for_instance(f"a{i}").complete, [Message(role="user", content=q)], [BASH])
+            for i, q in enumerate(questions)
+        ]
+        results = [t.result(timeout=300) for t in turns]
+        metrics = server.metrics()
+    assert all(r.usage.output_tokens > 0 for r in results)
+    assert metrics["atlas_serve_requests_total"] == 8
+    assert metrics["atlas_serve_queue_depth"] == 0 and metrics["atlas_serve_requests_in_flight"] == 0
+    assert metrics["atlas_serve_decode_tokens_per_second"] > 0
+
+
+@pytest.fixture(scope="module")
+def instruct_model() -> Iterator[Path]:
+    value = os.environ.get("ATLAS_GPU_INSTRUCT_MODEL")
+    if not value:
+        pytest.skip("set ATLAS_GPU_INSTRUCT_MODEL to an EXL2 instruct model directory for the tool-call test")
+    yield Path(value)
+
+
+def test_a_real_model_writes_a_tool_call_that_is_read_back(instruct_model: Path) -> None:
+    provider = Exl2Provider(instruct_model, ModelOptions(max_output_tokens=128))
+    model = provider.for_instance("atlas__tally-1")
+    messages = [
+        Message(role="system", content="You are a coding agent. Always answer with exactly one tool call."),
+        Message(
+            role="user",
+            content="List the files. Answer with exactly this and nothing else:\n<tool_call>\n"
+            '{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>',
+        ),
+    ]
+    turn = model.complete(messages, [BASH])
+    assert turn.format_error is None, turn.format_error
+    assert [(c.name, c.arguments) for c in turn.tool_calls] == [("bash", {"command": "ls"})], turn.text
+    assert turn.usage.input_tokens > 50 and turn.usage.output_tokens > 0
+    # the call and its result go back through the model's template; the next turn reuses the prefix
+    messages += [
+        Message(role="assistant", content=turn.text, tool_calls=turn.tool_calls),
+        Message(role="tool", content="README.md\nsrc\ntests", tool_call_id=turn.tool_calls[0].id),
+    ]
+    second = model.complete(messages, [BASH])
+    assert second.usage.output_tokens > 0
+    assert second.usage.cache_read_tokens > turn.usage.input_tokens * 0.8
