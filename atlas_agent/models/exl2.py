@@ -135,6 +135,10 @@ class Exl2Runtime:
         config.max_seq_len = self.context
         config.arch_compat_overrides(quiet=True)
         config.no_flash_attn = config.no_flash_attn or not self.paged
+        if config.no_flash_attn:
+            # exllamav2 0.3.2's SDPA path builds no causal mask for a prompt (every position attends to
+            # later ones; measured against transformers); its matmul attention masks correctly
+            config.no_sdpa = True
         self.model = ExLlamaV2(config)
         cache_tokens = self.context * (self.plan.agents if self.paged else 1)
         self.cache = _cache_class(chosen.cache_type)(self.model, max_seq_len=cache_tokens, lazy=True)
