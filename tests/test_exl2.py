@@ -15,7 +15,7 @@ import pytest
 from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec
 from atlas_agent.models.chat_template import CHATML_TEMPLATE
 from atlas_agent.models.exl2 import Exl2Runtime, flash_attn_version, model_chat_format, paged_supported, plan_cache
-from atlas_agent.models.prepare import quantized_bits, resolve_source
+from atlas_agent.models.prepare import exllama_config, quantized_bits, resolve_source
 from atlas_agent.models.vram import CacheType, PlanDoesNotFit
 from helpers import atlas, one_line_error
 
@@ -107,6 +107,23 @@ def test_prepare_sources_and_outputs(tmp_path: Path) -> None:
     assert quantized_bits(exl2) is None  # a config alone is no model
     (exl2 / "output.safetensors").write_bytes(b"")
     assert quantized_bits(exl2) == 4.0
+
+
+def test_a_dequantized_gguf_config_is_made_readable_for_exllamav2() -> None:
+    # what transformers 5 reports for SmolLM2 loaded from its GGUF
+    loaded = {
+        "architectures": None,
+        "model_type": "llama",
+        "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"},
+        "quantization_config": {"quant_method": "gguf"},
+        "dtype": "float16",
+    }
+    config = exllama_config(loaded, "LlamaForCausalLM")
+    assert config["architectures"] == ["LlamaForCausalLM"] and config["rope_theta"] == 100000.0
+    assert "quantization_config" not in config and config["torch_dtype"] == "float16"
+    assert "quantization_config" in loaded  # the caller's dict is left alone
+    kept = exllama_config({"architectures": ["Qwen2ForCausalLM"], "rope_theta": 1e6}, "X")
+    assert kept["architectures"] == ["Qwen2ForCausalLM"] and kept["rope_theta"] == 1e6
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from atlas_agent.models.base import ModelError
 from atlas_agent.models.exl2 import GPU_HINT
@@ -62,18 +63,23 @@ def gguf_to_hf(gguf: Path, out: Path) -> Path:
             seen.add(tensor.data_ptr())
             tensors[name] = tensor.detach().to(torch.float16).contiguous().cpu()
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
-    config = model.config.to_dict()
-    config.pop("quantization_config", None)
-    # ExLlamaV2 reads the architecture and a top-level rope_theta; transformers 5 leaves the first
-    # out for GGUF models and moves the second under rope_parameters
-    config["architectures"] = config.get("architectures") or [type(model).__name__]
+    config = exllama_config(model.config.to_dict(), type(model).__name__)
+    (out / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def exllama_config(config: dict[str, Any], architecture: str) -> dict[str, Any]:
+    """A transformers config of a dequantized GGUF model as ExLlamaV2 reads it: FP16, no quantization
+    entry, the architecture named (transformers 5 leaves it out for GGUF models) and rope_theta at the
+    top level (transformers 5 moves it under rope_parameters; ExLlamaV2 would fall back to 10000)."""
+    config = {key: value for key, value in config.items() if key != "quantization_config"}
+    config["architectures"] = config.get("architectures") or [architecture]
     rope = config.get("rope_parameters") or {}
     if "rope_theta" not in config and "rope_theta" in rope:
         config["rope_theta"] = rope["rope_theta"]
     config["torch_dtype"] = "float16"
-    (out / "config.json").write_text(json.dumps(config, indent=2, default=str), encoding="utf-8")
-    tokenizer.save_pretrained(out)
-    return out
+    return config
 
 
 def quantized_bits(model_dir: Path) -> float | None:
