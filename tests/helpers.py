@@ -7,7 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from atlas_agent.models.base import ToolSpec
+
 ATLAS = str(Path(sys.executable).parent / "atlas")
+# the two tools most model tests offer
+BASH_TOOL = ToolSpec(
+    name="bash",
+    description="Run a shell command.",
+    parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+)
+SUBMIT_TOOL = ToolSpec(name="submit", description="Finish.", parameters={"type": "object", "properties": {}})
 
 
 def atlas(

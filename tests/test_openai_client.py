@@ -16,25 +16,18 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall, ToolSpec
+from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall
 from atlas_agent.models.openai_client import OpenAIProvider, retry_after, split_spec, turn_from_reply
 from atlas_agent.models.options import ModelOptions, parse_model_options
 from atlas_agent.models.retry import RetryPolicy
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
-from helpers import atlas
+from helpers import BASH_TOOL, SUBMIT_TOOL, atlas
 from tests.servers.openai_server import MODEL, OpenAIServer
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = RetryPolicy(max_attempts=3, initial_wait_s=0.01, max_wait_s=0.02)
-TOOLS = [
-    ToolSpec(
-        name="bash",
-        description="Run a shell command.",
-        parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
-    ),
-    ToolSpec(name="submit", description="Finish.", parameters={"type": "object", "properties": {}}),
-]
+TOOLS = [BASH_TOOL, SUBMIT_TOOL]
 PROMPT = [Message(role="system", content="You fix bugs."), Message(role="user", content="Fix the bug.")]
 LS = {"name": "bash", "arguments": {"command": "ls"}}
 

@@ -19,24 +19,18 @@ if not os.environ.get("CI"):  # as with Docker: in CI a missing extra is a failu
 
 from serve_harness import MODEL, Server
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall, ToolSpec
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import RetryPolicy
 from atlas_agent.serve.engine import Finish
+from helpers import BASH_TOOL, SUBMIT_TOOL
 
 pytestmark = pytest.mark.timeout(60)
 
 
 CHARS_PER_TOKEN = 4
-TOOLS = [
-    ToolSpec(
-        name="bash",
-        description="Run a shell command.",
-        parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
-    ),
-    ToolSpec(name="submit", description="Finish.", parameters={"type": "object", "properties": {}}),
-]
+TOOLS = [BASH_TOOL, SUBMIT_TOOL]
 WIRE_TOOLS = [{"type": "function", "function": spec.model_dump()} for spec in TOOLS]
 WRITTEN_CALL = 'Let me look around.\n<tool_call>\n{"name": "bash", "arguments": {"command": "ls -la"}}\n</tool_call>'
 CRASH = "<the engine raises>"

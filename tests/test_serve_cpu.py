@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from atlas_agent.models.base import Message, ToolSpec
+from atlas_agent.models.base import Message
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
-from helpers import ATLAS, atlas
+from helpers import ATLAS, BASH_TOOL, atlas
 
 pytest.importorskip("llama_cpp", reason="the CPU engine (llama-cpp-python) is not installed")
 
@@ -53,8 +53,7 @@ def server() -> Iterator[str]:
 
 def test_the_client_talks_to_the_served_cpu_model(server: str) -> None:
     provider = OpenAIProvider(f"{server}/v1", "smollm2", ModelOptions(max_output_tokens=64))
-    tools = [ToolSpec(name="bash", description="Run a shell command.", parameters={
-        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]})]  # fmt: skip
+    tools = [BASH_TOOL]
     messages = [
         Message(role="system", content="You are a helpful assistant."),
         Message(role="user", content="List the files in the current directory."),
