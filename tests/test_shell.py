@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from atlas_agent.runtime.container import TaskContainer
+from atlas_agent.runtime.docker_shell import DockerExecChannel
 from atlas_agent.runtime.shell import PersistentShell, ShellDied
 
 pytestmark = pytest.mark.docker
@@ -30,7 +31,7 @@ def container(docker_client, image: str) -> Iterator[TaskContainer]:
 @pytest.fixture
 def shell(docker_client, container: TaskContainer) -> Iterator[PersistentShell]:
     """A fresh session per test, so no test sees another's cwd or variables."""
-    session = PersistentShell(docker_client, container.id, workdir="/", max_output_bytes=CAP)
+    session = PersistentShell(DockerExecChannel(docker_client, container.id), workdir="/", max_output_bytes=CAP)
     session.start()
     yield session
     session.close()

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from atlas_agent.errors import AtlasError, ImageMissing
 from atlas_agent.runtime import cleanup
+from atlas_agent.runtime.docker_shell import DockerExecChannel
 from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
 from atlas_agent.runtime.shell import CommandResult, PersistentShell
 
@@ -103,7 +104,7 @@ class TaskContainer:
                 self._client.api.remove_container(self._id, force=True, v=True)
                 raise AtlasError(f"container {self._name} was removed while starting")
             self._client.api.start(self._id)
-            self._shell = PersistentShell(self._client, self._id, workdir=self.workdir)
+            self._shell = PersistentShell(DockerExecChannel(self._client, self._id), workdir=self.workdir)
             self._shell.start()
         except BaseException:
             self.remove()

@@ -1,4 +1,4 @@
-"""A persistent bash session inside a container: one `docker exec`, many commands.
+"""A persistent bash session: one long-lived bash (in a container or on the host), many commands.
 
 Each command is one line on the exec's stdin: it sources the command text (bash `$'...'` quoting, so
 nothing forks to decode it) with stdin from /dev/null, then prints a sentinel with the exit status
@@ -9,16 +9,11 @@ how a timed-out command is interrupted without losing the session.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import socket
-import struct
 import threading
 import time
-from typing import Any
+from typing import Protocol
 
-import docker
-from docker.errors import APIError, NotFound
 from pydantic import BaseModel
 
 from atlas_agent.errors import AtlasError
@@ -26,15 +21,14 @@ from atlas_agent.errors import AtlasError
 TIMEOUT_EXIT_CODE = 137
 # After interrupting a timed-out command, how long to wait for its sentinel before restarting.
 INTERRUPT_GRACE_S = 2.0
-_HEADER = struct.Struct(">BxxxL")
-_RECV_BYTES = 1 << 16
 
 # stderr joins stdout so their order is kept. The trap fires between two commands of the sourced
 # text (or when the running child dies) and returns from `.`; outside `.` it fails silently.
 _SETUP = "exec 2>&1\ntrap 'return 137 2>/dev/null' INT\n"
 
-# Run in a separate exec: SIGINT the shell (mode int) or stop it for good (mode kill), then freeze
-# and kill every descendant. Found by walking /proc/*/stat because images need not have procps.
+# Run beside the shell (a separate exec or process): SIGINT the shell (mode int) or stop it for
+# good (mode kill), then freeze and kill every descendant. Found by walking /proc/*/stat because
+# images need not have procps.
 # Descendants are stopped before anything is killed, so none is reparented away mid-walk.
 _KILL_TREE = r"""
 exec 2>/dev/null
@@ -66,7 +60,44 @@ _QUOTE_TABLE.update({0: None, 0x7F: "\\x7f", 0x5C: "\\\\", 0x27: "\\'", 0x0A: "\
 
 
 class ShellDied(AtlasError):
-    """The shell's exec ended because its container stopped or disappeared."""
+    """The shell cannot go on: its container stopped or disappeared, or it was closed."""
+
+
+class ShellChannel(Protocol):
+    """Where the bash runs and how bytes reach it: a `docker exec`, or a process on the host."""
+
+    @property
+    def where(self) -> str:
+        """Names the place in messages: "container 1a2b3c4d5e6f"."""
+        ...
+
+    def open(self, argv: list[str]) -> None:
+        """Starts `argv` with stdin from `send` and stdout+stderr to `read`; ShellDied if it cannot."""
+        ...
+
+    def send(self, data: bytes) -> bool:
+        """False once the shell's stdin is gone."""
+        ...
+
+    def read(self, deadline: float) -> bytes | None:
+        """More output; None on EOF; TimeoutError at the deadline (time.monotonic)."""
+        ...
+
+    def disconnect(self) -> None:
+        """Closes the shell's stdin and output (bash sees EOF); a blocked `read` wakes."""
+        ...
+
+    def run_helper(self, argv: list[str]) -> None:
+        """Runs a short command beside the shell, in the same process namespace, and waits for it."""
+        ...
+
+    def exit_status(self) -> int:
+        """The ended shell's exit status; ShellDied when its whole environment is gone."""
+        ...
+
+    def check_alive(self) -> None:
+        """ShellDied when the environment the shell lives in has ended."""
+        ...
 
 
 class CommandResult(BaseModel):
@@ -81,16 +112,6 @@ class CommandResult(BaseModel):
 def ansi_c_quote(text: str) -> str:
     """`text` as one bash `$'...'` word: a single line, whatever the text holds."""
     return "$'" + text.translate(_QUOTE_TABLE) + "'"
-
-
-def _raw_socket(wrapper: object) -> socket.socket:
-    """The socket under the SDK's wrapper: reading frames from it directly avoids a buffer layer."""
-    sock = getattr(wrapper, "_sock", wrapper)
-    if not isinstance(sock, socket.socket):
-        raise AtlasError("the Docker connection has no plain socket: use a unix:// or tcp:// DOCKER_HOST")
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one-line writes must not wait
-    return sock
 
 
 class _Collector:
@@ -152,84 +173,29 @@ class _Collector:
         return self.head.decode("utf-8", "replace") + note + tail.decode("utf-8", "replace"), True
 
 
-class _FrameReader:
-    """Reads docker's multiplexed stream (8-byte header: stream id, size) from a raw socket."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = bytearray()
-
-    def read(self, deadline: float) -> bytes | None:
-        """The payload of every complete frame received so far; None on EOF; TimeoutError at deadline."""
-        while True:
-            payload = self._parse()
-            if payload:
-                return payload
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(_RECV_BYTES)
-            except TimeoutError:
-                raise
-            except OSError:  # reset or closed under us: the same as EOF
-                data = b""
-            if not data:
-                return None
-            self.buf += data
-
-    def _parse(self) -> bytes:
-        chunks: list[bytes] = []
-        offset = 0
-        while len(self.buf) - offset >= _HEADER.size:
-            _, size = _HEADER.unpack_from(self.buf, offset)
-            end = offset + _HEADER.size + size
-            if end > len(self.buf):
-                break
-            chunks.append(bytes(self.buf[offset + _HEADER.size : end]))
-            offset = end
-        if offset:
-            del self.buf[:offset]
-        return b"".join(chunks)
-
-
 class PersistentShell:
-    """One long-lived bash in a container: a command costs a socket round trip, not a new exec."""
+    """One long-lived bash: a command costs a round trip on its channel, not a new process."""
 
-    def __init__(
-        self,
-        client: docker.DockerClient,
-        container_id: str,
-        *,
-        workdir: str = "/testbed",
-        env: dict[str, str] | None = None,
-        max_output_bytes: int = 100_000,
-    ) -> None:
-        self._client = client
-        self._container_id = container_id
+    def __init__(self, channel: ShellChannel, *, workdir: str = "/testbed", max_output_bytes: int = 100_000) -> None:
+        self._channel = channel
         self.workdir = workdir
-        self._env = dict(env or {})
         self._max_output = max_output_bytes
         self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._wrapper: Any = None  # the SDK's socket object; it keeps the HTTP response alive
-        self._reader: _FrameReader | None = None
-        self._exec_id = ""
+        self._open_now = False
         self._closed = False
-        self.pid = 0  # the shell's pid inside the container
+        self.pid = 0  # the shell's pid where it runs
         self.cwd = ""  # the working directory after the last finished command
 
     def start(self) -> None:
-        """Opens the session in `workdir` when the image has it (else the image's working dir)."""
+        """Opens the session in `workdir` when it exists (else the environment's working dir)."""
         with self._lock:
-            if self._sock is None:
+            if not self._open_now:
                 self._closed = False
                 self._open(self.workdir)
 
     def run(self, command: str, timeout: float = 120.0) -> CommandResult:
         with self._lock:
-            if self._sock is None:
+            if not self._open_now:
                 raise AtlasError("the shell is not running: call start() first")
             started = time.monotonic()
             collector = _Collector(self._max_output)
@@ -238,7 +204,7 @@ class PersistentShell:
                 return self._interrupt(collector, timeout, started)
             if outcome == "eof":
                 # Closed from another thread (e.g. by signal cleanup): _restart raises ShellDied at once.
-                status = -1 if self._closed else self._exit_status()
+                status = -1 if self._closed else self._channel.exit_status()
                 self._restart()
                 note = f"[the shell exited with status {status}; a fresh shell was started in {self.cwd}]"
                 return self._result(collector, status, note, False, started)
@@ -246,7 +212,7 @@ class PersistentShell:
             return self._result(collector, collector.status, "", False, started)
 
     def close(self) -> None:
-        """Ends the session (bash sees EOF); safe to call twice or on a dead container."""
+        """Ends the session (bash sees EOF); safe to call twice or after its environment ended."""
         self._closed = True
         self._disconnect()
 
@@ -270,56 +236,33 @@ class PersistentShell:
         return self._result(collector, TIMEOUT_EXIT_CODE, note, True, started)
 
     def _open(self, cwd: str) -> None:
-        api = self._client.api
-        argv = ["/bin/bash", "--noprofile", "--norc"]
-        try:
-            self._exec_id = api.exec_create(
-                self._container_id, argv, stdin=True, tty=False, environment=self._env or None
-            )["Id"]
-            wrapper = api.exec_start(self._exec_id, socket=True)
-        except APIError as exc:
-            raise self._died(exc) from None
-        sock = _raw_socket(wrapper)
-        self._sock, self._wrapper, self._reader = sock, wrapper, _FrameReader(sock)
+        self._channel.open(["/bin/bash", "--noprofile", "--norc"])
+        self._open_now = True
         collector = _Collector(self._max_output)
         setup = f"{_SETUP}cd -- {ansi_c_quote(cwd)} 2>/dev/null\n"
         if not self._send(setup) or self._exchange(collector, "echo $$", time.monotonic() + 60) != "done":
             self._disconnect()
-            self._check_container()
-            raise ShellDied(f"bash did not start in container {self._container_id[:12]}: is /bin/bash there?")
+            self._channel.check_alive()
+            raise ShellDied(f"bash did not start in {self._channel.where}: is /bin/bash there?")
         self.pid = int(collector.render()[0].strip())
         self.cwd = collector.cwd
 
     def _disconnect(self) -> None:
-        sock, wrapper = self._sock, self._wrapper
-        self._sock = self._wrapper = self._reader = None
-        if sock is None:
-            return
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)  # bash reads EOF; a recv blocked in another thread wakes
-        # The SDK's wrapper holds a reference to the socket: the fd closes when both let go.
-        for closable in (wrapper, sock):
-            with contextlib.suppress(OSError):
-                closable.close()
+        self._open_now = False
+        self._channel.disconnect()
 
     def _restart(self) -> None:
         old_pid = self.pid
         self._disconnect()
         if self._closed:
-            raise ShellDied(f"the shell in container {self._container_id[:12]} was closed")
-        self._check_container()
+            raise ShellDied(f"the shell in {self._channel.where} was closed")
+        self._channel.check_alive()
         if old_pid:
             self._kill_tree("kill", old_pid)
         self._open(self.cwd or self.workdir)
 
     def _send(self, text: str) -> bool:
-        if self._sock is None:
-            return False
-        try:
-            self._sock.sendall(text.encode("utf-8", "replace"))  # "replace": lone surrogates
-        except OSError:
-            return False
-        return True
+        return self._open_now and self._channel.send(text.encode("utf-8", "replace"))  # "replace": lone surrogates
 
     def _exchange(self, collector: _Collector, command: str, deadline: float) -> str:
         """Sends one command; "done", "timeout" or "eof"."""
@@ -337,7 +280,7 @@ class PersistentShell:
     def _collect(self, collector: _Collector, deadline: float) -> str:
         while True:
             try:
-                data = self._reader.read(deadline) if self._reader else None
+                data = self._channel.read(deadline) if self._open_now else None
             except TimeoutError:
                 return "timeout"
             if data is None:
@@ -361,39 +304,4 @@ class PersistentShell:
 
     def _kill_tree(self, mode: str, pid: int) -> None:
         """mode "int": interrupt the running command; "kill": end the shell and all it started."""
-        api = self._client.api
-        argv = ["/bin/bash", "-c", _KILL_TREE, "atlas-kill", str(pid), mode]
-        try:
-            exec_id = api.exec_create(self._container_id, argv, stdin=False, tty=False)["Id"]
-            api.exec_start(exec_id)
-        except APIError as exc:
-            raise self._died(exc) from None
-
-    def _exit_status(self) -> int:
-        """The shell's exit status once its exec ended; ShellDied when the container went with it."""
-        self._check_container()
-        for _ in range(100):  # the engine records the exit a moment after the socket closes
-            try:
-                info = self._client.api.exec_inspect(self._exec_id)
-            except APIError as exc:
-                raise self._died(exc) from None
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                return int(info["ExitCode"])
-            time.sleep(0.02)
-        return -1
-
-    def _check_container(self) -> None:
-        try:
-            state = self._client.api.inspect_container(self._container_id)["State"]
-        except APIError as exc:
-            raise self._died(exc) from None
-        if not state.get("Running"):
-            oom = ", out of memory" if state.get("OOMKilled") else ""
-            code = f"{state.get('Status')}, exit code {state.get('ExitCode')}{oom}"
-            raise ShellDied(f"container {self._container_id[:12]} stopped ({code}): its shell is gone")
-
-    def _died(self, exc: APIError) -> ShellDied:
-        if isinstance(exc, NotFound):
-            return ShellDied(f"container {self._container_id[:12]} no longer exists: its shell is gone")
-        reason = " ".join(str(exc.explanation or exc).split())
-        return ShellDied(f"the shell in container {self._container_id[:12]} is gone: {reason}")
+        self._channel.run_helper(["/bin/bash", "-c", _KILL_TREE, "atlas-kill", str(pid), mode])
