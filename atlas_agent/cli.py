@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -38,6 +39,11 @@ Slice = Annotated[str | None, typer.Option("--slice", help="Python slice over th
 Shuffle = Annotated[int | None, typer.Option("--shuffle", help="Shuffle with this seed before slicing.")]
 Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel instances.")]
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run directories live.")]
+
+
+class Runtime(StrEnum):
+    docker = "docker"
+    local = "local"
 
 
 def friendly_errors(func: F) -> F:
@@ -106,12 +112,20 @@ def run(
     evaluate: Annotated[
         bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")
     ] = False,
+    runtime: Annotated[
+        Runtime,
+        typer.Option(
+            help="docker: a task container per workspace. local: a checkout on this machine, for hosts without "
+            "Docker (no isolation: commands run as you); grade its predictions with `atlas eval` where Docker is.",
+        ),
+    ] = Runtime.docker,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
     from atlas_agent.models import open_provider
     from atlas_agent.models.options import parse_model_options
     from atlas_agent.runner import RunConfig, Runner
     from atlas_agent.runtime.docker_client import connect
+    from atlas_agent.runtime.local import check_sources
     from atlas_agent.runtime.prepare import prepare_images
     from atlas_agent.scaffolds.loader import load_scaffold
     from atlas_agent.tasks.loaders import task_repo_dir
@@ -135,10 +149,16 @@ def run(
         workers=workers,
         scaffold_name=scaffold,
         scaffold=scaffold_config,
+        runtime=runtime.value,
     )
-    client = connect()
-    with console.status("preparing task images"):
-        prepare_images(client, tasks, task_repo_dir(dataset))
+    client = None
+    if runtime is Runtime.local:
+        check_sources(task_repo_dir(dataset), (task.repo for task in tasks))
+        console.print("[yellow]runtime local[/]: the agent's commands run on this machine as you, without isolation")
+    else:
+        client = connect()
+        with console.status("preparing task images"):
+            prepare_images(client, tasks, task_repo_dir(dataset))
     runner = Runner(config, provider, client, runs_dir)
     pending = runner.pending(tasks)
     console.print(f"run [bold]{run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")

@@ -31,8 +31,10 @@ from atlas_agent.models.base import ModelProvider, Usage
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
+from atlas_agent.runtime.local import LocalWorkspace, checkout_source
 from atlas_agent.scaffolds import ScaffoldConfig, SolveContext, build_scaffold
 from atlas_agent.tasks import Selection, Task
+from atlas_agent.tasks.loaders import task_repo_dir
 from atlas_agent.trajectory import Trajectory, now_iso
 from atlas_agent.versions import versions
 
@@ -51,6 +53,8 @@ class RunConfig(BaseModel, extra="forbid"):
     # the resolved strategy (file + overrides), recorded so a resumed run works the same way
     scaffold: ScaffoldConfig
     container: ContainerLimits = Field(default_factory=ContainerLimits)
+    # docker: one task container per workspace; local: a checkout on this machine (no isolation)
+    runtime: Literal["docker", "local"] = "docker"
 
 
 class InstanceStatus(BaseModel):
@@ -130,7 +134,7 @@ class Runner:
         self,
         config: RunConfig,
         provider: ModelProvider,
-        client: docker.DockerClient,
+        client: docker.DockerClient | None,
         runs_dir: Path,
     ) -> None:
         self.config = config
@@ -218,14 +222,15 @@ class Runner:
         return status
 
     def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
-        def open_workspace(label: str) -> TaskContainer:
-            return TaskContainer(
-                self.client,
-                task.image,
-                run_id=self.config.run_id,
-                instance_id=task.instance_id if label == "main" else f"{task.instance_id}.{label}",
-                limits=self.config.container,
-            )
+        def open_workspace(label: str) -> TaskContainer | LocalWorkspace:
+            instance_id = task.instance_id if label == "main" else f"{task.instance_id}.{label}"
+            if self.config.runtime == "local":
+                source = checkout_source(task_repo_dir(self.config.dataset), task.repo)
+                return LocalWorkspace(source, run_id=self.config.run_id, instance_id=instance_id)
+            if self.client is None:
+                raise AtlasError("the docker runtime needs a Docker client: pass one to the Runner")
+            run_id, limits = self.config.run_id, self.config.container
+            return TaskContainer(self.client, task.image, run_id=run_id, instance_id=instance_id, limits=limits)
 
         context = SolveContext(
             task=task,

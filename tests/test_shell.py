@@ -1,4 +1,4 @@
-"""The persistent shell against a real container: status, output, timeouts, caps, odd input."""
+"""The persistent shell in a real container and on the host: status, output, timeouts, caps, odd input."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pytest
 
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.runtime.docker_shell import DockerExecChannel
+from atlas_agent.runtime.local import LocalProcessChannel, shell_environment
 from atlas_agent.runtime.shell import PersistentShell, ShellDied
-
-pytestmark = pytest.mark.docker
 
 CAP = 100_000
 
@@ -28,17 +27,27 @@ def container(docker_client, image: str) -> Iterator[TaskContainer]:
         yield task_container
 
 
-@pytest.fixture
-def shell(docker_client, container: TaskContainer) -> Iterator[PersistentShell]:
-    """A fresh session per test, so no test sees another's cwd or variables."""
-    session = PersistentShell(DockerExecChannel(docker_client, container.id), workdir="/", max_output_bytes=CAP)
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "local"])
+def shell(request: pytest.FixtureRequest) -> Iterator[PersistentShell]:
+    """A fresh session per test, so no test sees another's cwd or variables: in a container, or a
+    bash on this machine (the local runtime)."""
+    if request.param == "docker":
+        container = request.getfixturevalue("container")
+        channel: DockerExecChannel | LocalProcessChannel = DockerExecChannel(
+            request.getfixturevalue("docker_client"), container.id
+        )
+    else:
+        channel = LocalProcessChannel("/", shell_environment())
+    session = PersistentShell(channel, workdir="/", max_output_bytes=CAP)
     session.start()
     yield session
     session.close()
+    if isinstance(channel, LocalProcessChannel):
+        channel.kill_group()  # the background jobs some tests leave
 
 
 def processes(shell: PersistentShell, needle: str) -> list[str]:
-    """Command lines in the container that contain `needle` (no procps in the image)."""
+    """Command lines where the shell runs that contain `needle` (no procps in the image)."""
     listing = shell.run("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f 2>/dev/null; echo; done").output
     return [line for line in listing.splitlines() if needle in line and "/proc/" not in line]
 
@@ -178,6 +187,7 @@ def test_background_jobs_do_not_block_the_command(shell: PersistentShell) -> Non
     assert processes(shell, "sleep 100")  # it runs on, in the background
 
 
+@pytest.mark.docker
 def test_dead_container_raises_shell_died(docker_client, image: str) -> None:
     with TaskContainer(docker_client, image, run_id="test-shell", instance_id="dies") as doomed:
         docker_client.api.kill(doomed.id)

@@ -11,12 +11,32 @@ import atexit
 import contextlib
 import signal
 import threading
-from types import FrameType
-from typing import Protocol
+from abc import ABC, abstractmethod
+from types import FrameType, TracebackType
+from typing import Protocol, Self
 
 
 class Removable(Protocol):
     def remove(self) -> None: ...
+
+
+class Scoped(ABC):
+    """Started on entering a `with` block, removed on leaving it, however it is left."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def remove(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.remove()
 
 
 # Reentrant: the signal handler runs in the main thread, possibly while that thread holds the lock.

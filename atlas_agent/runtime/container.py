@@ -7,10 +7,8 @@ import io
 import posixpath
 import re
 import secrets
-import shlex
 import tarfile
 import time
-from types import TracebackType
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -18,6 +16,7 @@ from pydantic import BaseModel
 
 from atlas_agent.errors import AtlasError, ImageMissing
 from atlas_agent.runtime import cleanup
+from atlas_agent.runtime.diff import diff_against
 from atlas_agent.runtime.docker_shell import DockerExecChannel
 from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
 from atlas_agent.runtime.shell import CommandResult, PersistentShell
@@ -28,22 +27,6 @@ _ENGINE_CPUS: dict[str, int] = {}
 # No bytecode caches: a .pyc written in the same second as a same-size edit of its source looks
 # valid to Python, and the edit would silently not take effect in the next test run.
 CONTAINER_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
-
-# Runs in a subshell, so its cd and exports stay out of the session. A copy of the real index takes
-# `git add -A`, which then costs a stat per file; the repository's own index is never written. The
-# copy keeps the index's mtime (cp -p): git's check for "racily clean" entries (a same-size edit in
-# the same second as the index was written) compares entry times against it.
-_DIFF_SCRIPT = """(
-  unset GIT_INDEX_FILE
-  cd -- {workdir} || exit
-  git=(git -c safe.directory='*' -c core.quotepath=false)
-  real=$("${{git[@]}}" rev-parse --git-path index) || exit
-  if [ -f "$real" ]; then cp -p -- "$real" {index} || exit; fi
-  export GIT_INDEX_FILE={index}
-  "${{git[@]}}" add -A || exit
-  "${{git[@]}}" diff --cached --binary --no-color --no-ext-diff --no-renames --no-relative \\
-    --src-prefix=a/ --dst-prefix=b/ {base} -- >{patch}
-)"""
 
 
 class ContainerLimits(BaseModel):
@@ -61,7 +44,7 @@ def container_name(run_id: str, instance_id: str) -> str:
     return f"atlas-{clean(run_id, 40)}-{clean(instance_id, 80)}-{secrets.token_hex(3)}"
 
 
-class TaskContainer:
+class TaskContainer(cleanup.Scoped):
     def __init__(
         self,
         client: docker.DockerClient,
@@ -148,19 +131,7 @@ class TaskContainer:
 
     def diff(self, base_commit: str) -> str:
         """The working tree against `base_commit` as a binary-safe patch, new files included; "" if none."""
-        tag = secrets.token_hex(6)
-        index, patch = f"/tmp/.atlas-index-{tag}", f"/tmp/.atlas-diff-{tag}.patch"
-        quoted = {"index": shlex.quote(index), "patch": shlex.quote(patch)}
-        script = _DIFF_SCRIPT.format(workdir=shlex.quote(self.workdir), base=shlex.quote(base_commit), **quoted)
-        try:
-            result = self.run(script, timeout=600)
-            if result.exit_code != 0 or result.timed_out:
-                detail = (result.output.strip().splitlines() or ["no output"])[-1]
-                raise AtlasError(f"cannot diff {self.workdir} against {base_commit} in {self._name}: {detail}")
-            text = self.read_file(patch).decode("utf-8", "replace")
-        finally:
-            self.run(f"rm -f -- {quoted['index']} {quoted['patch']}", timeout=60)
-        return text if not text or text.endswith("\n") else text + "\n"
+        return diff_against(self, base_commit, where=self._name)
 
     def remove(self) -> None:
         """Force-removes the container (SIGKILL, no stop timeout). Idempotent."""
@@ -179,15 +150,6 @@ class TaskContainer:
                     self._removed = False
                     raise AtlasError(f"cannot remove container {self._name}: {_reason(exc)}") from None
         cleanup.unregister(self)
-
-    def __enter__(self) -> TaskContainer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.remove()
 
     def _create(self) -> None:
         labels = {**owner_labels(self.run_id), INSTANCE_LABEL: self.instance_id}

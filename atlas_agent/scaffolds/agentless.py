@@ -15,8 +15,7 @@ from pydantic import BaseModel, Field
 
 from atlas_agent.agent import AgentStop, limit_exceeded, render
 from atlas_agent.models.base import Message, ModelError
-from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.scaffolds.base import SolveContext, submit_choice
+from atlas_agent.scaffolds.base import SolveContext, TaskWorkspace, submit_choice
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig
 from atlas_agent.scaffolds.edits import Edit, EditRejected, apply_edits, code_snippets, file_outlines
 from atlas_agent.scaffolds.history import estimate_tokens
@@ -100,7 +99,7 @@ class AgentlessScaffold:
     def _budget(self) -> int:
         return self.config.context_window - self.config.reserve_output_tokens
 
-    def _localize_files(self, ctx: SolveContext, workspace: TaskContainer) -> list[str]:
+    def _localize_files(self, ctx: SolveContext, workspace: TaskWorkspace) -> list[str]:
         listing = workspace.run("git ls-files -- '*.py'", timeout=120).output.split()
         listed = listing[: self.config.max_listed_files]
         # A large repository's file list alone can fill a small model's window: list fewer files.
@@ -123,7 +122,7 @@ class AgentlessScaffold:
         return [path for path in answer.files if path in known][: self.config.max_files]
 
     def _localize_symbols(
-        self, ctx: SolveContext, workspace: TaskContainer, outlines: dict[str, str]
+        self, ctx: SolveContext, workspace: TaskWorkspace, outlines: dict[str, str]
     ) -> list[dict[str, Any]]:
         answer: SymbolsAnswer = self._ask(
             ctx,
@@ -138,7 +137,7 @@ class AgentlessScaffold:
         return code_snippets(workspace, chosen, self.config.context_lines)
 
     def _repair(
-        self, ctx: SolveContext, workspace: TaskContainer, snippets: list[dict[str, Any]], number: int
+        self, ctx: SolveContext, workspace: TaskWorkspace, snippets: list[dict[str, Any]], number: int
     ) -> Candidate:
         temperatures = self.config.temperatures or [0.0]
         answer: EditsAnswer = self._ask(
@@ -164,7 +163,7 @@ class AgentlessScaffold:
         return candidate
 
     def _reproduce(
-        self, ctx: SolveContext, workspace: TaskContainer, snippets: list[dict[str, Any]]
+        self, ctx: SolveContext, workspace: TaskWorkspace, snippets: list[dict[str, Any]]
     ) -> TestFileAnswer | None:
         answer: TestFileAnswer = self._ask(
             ctx,
@@ -190,7 +189,7 @@ class AgentlessScaffold:
             return None
         return answer
 
-    def _validate(self, ctx: SolveContext, workspace: TaskContainer, test: TestFileAnswer | None) -> None:
+    def _validate(self, ctx: SolveContext, workspace: TaskWorkspace, test: TestFileAnswer | None) -> None:
         command = test_command_from_eval_script(ctx.task.eval_script or "")
         extra = {test.path: test.content} if test else {}
         for candidate in ctx.trajectory.candidates:

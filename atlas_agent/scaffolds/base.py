@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from atlas_agent.models.base import ModelProvider
-from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tasks import Task
+from atlas_agent.tools.base import Workspace
 from atlas_agent.trajectory import Choice, Trajectory
 
-# Opens a fresh container of the task's image; the label tells attempts apart in names and logs.
-WorkspaceFactory = Callable[[str], AbstractContextManager[TaskContainer]]
+
+class TaskWorkspace(Workspace, Protocol):
+    """A task's checkout at its base commit: a task container, or a local checkout."""
+
+    def diff(self, base_commit: str) -> str: ...
+
+
+# Opens a fresh workspace of the task; the label tells attempts apart in names and logs.
+WorkspaceFactory = Callable[[str], AbstractContextManager[TaskWorkspace]]
 
 
 @dataclass

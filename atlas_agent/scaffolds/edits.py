@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.runtime.container import TaskContainer
+from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.lint import is_python, new_problem
 from atlas_agent.tools.outline import Definition, definitions
 from atlas_agent.tools.paths import UsageError
@@ -28,14 +28,14 @@ class EditRejected(AtlasError):
     """A proposed edit does not apply (no unique match, a missing file, or a syntax error)."""
 
 
-def read_text(workspace: TaskContainer, path: str) -> str | None:
+def read_text(workspace: Workspace, path: str) -> str | None:
     try:
         return workspace.read_file(f"{workspace.workdir}/{path}").decode("utf-8", "replace")
     except (FileNotFoundError, IsADirectoryError):
         return None
 
 
-def file_outlines(workspace: TaskContainer, paths: list[str]) -> dict[str, str]:
+def file_outlines(workspace: Workspace, paths: list[str]) -> dict[str, str]:
     """path → one line per class/function with its line range (what the model picks symbols from)."""
     outlines = {}
     for path in paths:
@@ -46,7 +46,7 @@ def file_outlines(workspace: TaskContainer, paths: list[str]) -> dict[str, str]:
     return outlines
 
 
-def code_snippets(workspace: TaskContainer, locations: list[str], context: int) -> list[dict[str, Any]]:
+def code_snippets(workspace: Workspace, locations: list[str], context: int) -> list[dict[str, Any]]:
     """The code of each `path::Qualified.name` (or a whole small file for `path`), with line numbers."""
     snippets = []
     for location in locations:
@@ -63,7 +63,7 @@ def code_snippets(workspace: TaskContainer, locations: list[str], context: int) 
     return snippets
 
 
-def apply_edits(workspace: TaskContainer, edits: list[Edit]) -> None:
+def apply_edits(workspace: Workspace, edits: list[Edit]) -> None:
     """Apply every edit or none that matters: the caller resets the checkout on EditRejected."""
     for number, edit in enumerate(edits, start=1):
         before = read_text(workspace, edit.path)

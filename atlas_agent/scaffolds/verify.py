@@ -11,7 +11,7 @@ import shlex
 from pydantic import BaseModel, Field
 from swebench.harness.log_parsers.python import parse_log_pytest
 
-from atlas_agent.runtime.container import TaskContainer
+from atlas_agent.tools.base import Workspace
 
 DEFAULT_TEST_COMMAND = "python -m pytest -rA -p no:cacheprovider"
 PATCH_PATH = "/tmp/atlas-candidate.patch"
@@ -42,13 +42,13 @@ def ensure_summary_flag(command: str) -> str:
     return command if "-rA" in command or "pytest" not in command else command.replace("pytest", "pytest -rA", 1)
 
 
-def reset_checkout(workspace: TaskContainer) -> None:
+def reset_checkout(workspace: Workspace) -> None:
     """Back to the base commit: tracked files restored, untracked ones removed."""
     workspace.run(f"cd {shlex.quote(workspace.workdir)} && git checkout -q -- . && git clean -fdq", timeout=120)
 
 
 def verify_patch(
-    workspace: TaskContainer,
+    workspace: Workspace,
     patch: str,
     test_command: str | None,
     timeout: float,

@@ -17,7 +17,7 @@ class BashArgs(BaseModel):
 class BashTool(Tool):
     name = "bash"
     description = (
-        "Run a bash command in a persistent shell inside the repository checkout (/testbed). "
+        "Run a bash command in a persistent shell inside the repository checkout. "
         "The working directory and exported variables persist between calls. Output is truncated "
         "when very long; commands are killed after a timeout."
     )
