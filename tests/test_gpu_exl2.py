@@ -143,7 +143,9 @@ def test_a_real_model_writes_a_tool_call_that_is_read_back(instruct_model: Path)
     ]
     turn = model.complete(messages, [BASH])
     assert turn.format_error is None, turn.format_error
-    assert [(c.name, c.arguments) for c in turn.tool_calls] == [("bash", {"command": "ls"})], turn.text
+    # a model tuned on agent trajectories may list files its own way (`git ls-files`): any bash call
+    [call] = turn.tool_calls
+    assert call.name == "bash" and "ls" in call.arguments.get("command", ""), turn.text
     assert turn.usage.input_tokens > 50 and turn.usage.output_tokens > 0
     # the call and its result go back through the model's template; the next turn reuses the prefix
     messages += [

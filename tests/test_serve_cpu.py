@@ -4,6 +4,8 @@ whole `atlas run` on a mini task (the CPU twin of the GPU server test)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import subprocess
 import time
@@ -82,3 +84,23 @@ def test_an_agent_run_through_the_served_model(tmp_path: Path, server: str, dock
     assert status["state"] == "done" and status["steps"] >= 1
     assert status["usage"]["output_tokens"] > 0 and status["usage"]["gpu_seconds"] > 0
     assert json.loads((run_dir / "report.json").read_text())["total"] == 1
+
+
+def test_serve_and_run_script_serves_runs_and_stops(tmp_path: Path) -> None:
+    """scripts/serve_and_run.sh: its own server, an agent run against it (local runtime), the metrics."""
+    port = free_port()
+    script = Path(__file__).parents[1] / "scripts" / "serve_and_run.sh"
+    env = {**os.environ, "ATLAS": ATLAS, "PORT": str(port), "SERVE_LOG": str(tmp_path / "serve.log")}
+    result = subprocess.run(
+        ["bash", str(script), "local:smollm2", "--runtime", "local", "--scaffold", "bash-only"]
+        + ["-i", "atlas__textkit-1", "--run-id", "scripted", "-M", "max_output_tokens=32", "-c", "limits.max_steps=2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"serving smollm2 on http://127.0.0.1:{port}" in result.stderr
+    requests = re.search(r"^atlas_serve_requests_total (\d+)", result.stdout, re.M)
+    assert requests and int(requests.group(1)) >= 1, result.stdout
+    status = json.loads((tmp_path / "runs" / "scripted" / "instances" / "atlas__textkit-1" / "status.json").read_text())
+    assert status["state"] == "done" and status["usage"]["output_tokens"] > 0
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server was stopped"
