@@ -5,7 +5,7 @@
 
 The bundled SmolLM2-135M answers an agent prompt with prose, never with a tool call, so it cannot
 show that a served model drives the agent. This makes one that can, from what Atlas has offline.
-`data` runs scripted conversations (explore, read, test, submit; the demo agent's fixes) through
+`data` runs scripted conversations (explore, read, edit, test, submit) through
 `atlas run --runtime local` on the tally and semverkit tasks of atlas-mini, so every observation is
 real, and renders each step exactly as a served model would see it: the model's chat template, the
 Qwen2.5 tool block, the bash-only scaffold. The textkit tasks stay out of the data, so a run on them
@@ -57,8 +57,26 @@ def defining_file(task: Task, name: str) -> str | None:
     return None
 
 
+def replace_script(patch: str) -> str:
+    """The fix as a Python heredoc that swaps each hunk's old lines for its new ones."""
+    lines = ["python - <<'PY'", "import pathlib"]
+    for file_diff in re.split(r"(?m)^diff --git ", patch)[1:]:
+        path = re.search(r"(?m)^\+\+\+ b/(\S+)", file_diff)
+        if path is None:
+            continue
+        lines += [f"path = pathlib.Path({path.group(1)!r})", "text = path.read_text()"]
+        for hunk in re.split(r"(?m)^@@[^\n]*\n", file_diff)[1:]:
+            body = [line for line in hunk.splitlines(keepends=True) if line[:1] in (" ", "-", "+")]
+            old = "".join(line[1:] for line in body if line[0] in " -")
+            new = "".join(line[1:] for line in body if line[0] in " +")
+            lines.append(f"text = text.replace({old!r}, {new!r}, 1)")
+        lines.append("path.write_text(text)")
+    return "\n".join([*lines, "PY"])
+
+
 def scripts(task: Task) -> list[list[dict[str, str] | str]]:
-    """Three ways to look into an issue before submitting, all of them ordinary first moves."""
+    """Three ways to look into an issue before submitting, all of them ordinary first moves, and one
+    that goes on to fix it (the task's reference fix, written as a text replacement)."""
     name, where = keyword(task)
     tests = f"tests/test_{Path(where).stem}.py"
     return [
@@ -84,13 +102,21 @@ def scripts(task: Task) -> list[list[dict[str, str] | str]]:
             },
             "submit",
         ],
+        [
+            {"thought": f"Find where {name} is defined.", "bash": f'grep -rn "def {name}" --include=*.py .'},
+            {"thought": "Read the code.", "bash": f"sed -n '1,80p' {where}"},
+            {"thought": "Change the code so it does what the issue asks.", "bash": replace_script(task.patch)},
+            {"thought": "Look at the change.", "bash": "git diff"},
+            {"thought": "Run the tests.", "bash": "python -m pytest -q -p no:cacheprovider 2>&1 | tail -3"},
+            "submit",
+        ],
     ]
 
 
 def run_scripts(tasks: list[Task], workdir: Path) -> list[Path]:
     """Each script variant as one `atlas run --runtime local`; the trajectories it wrote."""
     demo = yaml.safe_load(DEMO_SCRIPT.read_text())["instances"]
-    variants: list[dict[str, Any]] = [{t.instance_id: scripts(t)[i] for t in tasks} for i in range(3)]
+    variants: list[dict[str, Any]] = [{t.instance_id: scripts(t)[i] for t in tasks} for i in range(4)]
     variants.append({key: steps for key, steps in demo.items() if key in {t.instance_id for t in tasks}})
     trajectories = []
     for number, instances in enumerate(variants):
