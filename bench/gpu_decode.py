@@ -164,6 +164,13 @@ def main() -> None:
     weights = gpu_weight_bytes(model_dir)
     roofline = bandwidth / weights
     single = single_stream(runtime, args.tokens)
+    matmul_single = None
+    if not runtime.paged:
+        # baseline in the same run: every step through exllamav2's matmul attention, as before decode
+        # went through SDPA (models/exl2_attention.py)
+        runtime.model.config.no_sdpa = True
+        matmul_single = single_stream(runtime, args.tokens)
+        runtime.model.config.no_sdpa = False
     together = aggregate(runtime, args.agents, args.tokens)
     rows = replayed_conversation(runtime, args.turns)
     later = rows[1:]
@@ -178,6 +185,7 @@ def main() -> None:
         "roofline_tokens_per_s": round(roofline, 1),
         "single_stream_tokens_per_s": round(single, 1),
         "share_of_roofline": round(single / roofline, 3),
+        "single_stream_matmul_attention_tokens_per_s": matmul_single and round(matmul_single, 1),
         f"aggregate_{args.agents}_agents_tokens_per_s": round(together, 1),
         "aggregate_over_single": round(together / single, 2),
         "prefix_reuse_from_turn_2": round(reuse, 4),

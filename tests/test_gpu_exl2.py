@@ -158,12 +158,22 @@ def test_a_real_model_writes_a_tool_call_that_is_read_back(instruct_model: Path)
 
 
 def test_logits_match_transformers(runtime: Exl2Runtime) -> None:
-    """ExLlamaV2's forward pass agrees with the reference implementation on the same FP16 weights."""
+    """ExLlamaV2's forward pass agrees with the reference implementation on the same FP16 weights: at
+    every prompt position (prompts take the masked attention) and for one token decoded against a
+    cache (decode takes SDPA when flash-attn is missing)."""
+    from exllamav2 import ExLlamaV2Cache
+
     transformers = pytest.importorskip("transformers", reason="the reference forward pass needs transformers")
     ids = runtime.tokenizer.encode(chat(runtime, "Where is the bug?"), encode_special_tokens=True)
     reference = transformers.AutoModelForCausalLM.from_pretrained(runtime.model_dir, dtype=torch.float16).cuda()
     with torch.no_grad():
-        expected = reference(ids.cuda()).logits[0, -1].float().cpu()
-        got = runtime.model.forward(ids, cache=None)[0, -1, : expected.shape[0]].float().cpu()
-    assert (expected - got).abs().max().item() < 0.05 * expected.abs().max().item()
-    assert got.topk(5).indices.tolist() == expected.topk(5).indices.tolist()
+        expected = reference(ids.cuda()).logits[0].float().cpu()
+        vocab = expected.shape[-1]
+        prompt = runtime.model.forward(ids, cache=None)[0, :, :vocab].float().cpu()
+        cache = ExLlamaV2Cache(runtime.model, max_seq_len=256)
+        runtime.model.forward(ids[:, :-1], cache=cache, preprocess_only=True)
+        decoded = runtime.model.forward(ids[:, -1:], cache=cache)[0, -1, :vocab].float().cpu()
+    scale = expected.abs().max().item()
+    assert (expected - prompt).abs().max().item() < 0.05 * scale, "prompt positions differ"
+    assert (expected[-1] - decoded).abs().max().item() < 0.05 * scale, "the decoded token differs"
+    assert decoded.topk(5).indices.tolist() == expected[-1].topk(5).indices.tolist()

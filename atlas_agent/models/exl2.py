@@ -25,6 +25,7 @@ from typing import Any
 
 from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec, Turn, Usage
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, ChatFormat
+from atlas_agent.models.exl2_attention import route_decode_through_sdpa
 from atlas_agent.models.local import STOP, reply_budget
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
@@ -136,9 +137,9 @@ class Exl2Runtime:
         config.arch_compat_overrides(quiet=True)
         config.no_flash_attn = config.no_flash_attn or not self.paged
         if config.no_flash_attn:
-            # exllamav2 0.3.2's SDPA path builds no causal mask for a prompt (every position attends to
-            # later ones; measured against transformers); its matmul attention masks correctly
-            config.no_sdpa = True
+            # exllamav2 0.3.2's SDPA path builds no causal mask for a prompt: prompts go through its
+            # matmul attention, single decoded tokens through SDPA (exl2_attention.py)
+            route_decode_through_sdpa()
         self.model = ExLlamaV2(config)
         cache_tokens = self.context * (self.plan.agents if self.paged else 1)
         self.cache = _cache_class(chosen.cache_type)(self.model, max_seq_len=cache_tokens, lazy=True)
