@@ -17,6 +17,14 @@ BASH_TOOL = ToolSpec(
     parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
 )
 SUBMIT_TOOL = ToolSpec(name="submit", description="Finish.", parameters={"type": "object", "properties": {}})
+# a replay script per shipped scaffold (tests/data/replays/<scaffold>.yaml) and the task it resolves
+SCAFFOLD_REPLAYS = Path(__file__).parent / "data" / "replays"
+SCAFFOLD_CASES = {
+    "bash-only": "atlas__textkit-2",
+    "tools": "atlas__tally-2",
+    "best-of-k": "atlas__semverkit-3",
+    "agentless": "atlas__tally-2",
+}
 
 
 def atlas(

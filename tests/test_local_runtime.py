@@ -15,7 +15,7 @@ import yaml
 from atlas_agent.errors import AtlasError
 from atlas_agent.runtime.local import LocalWorkspace, checkout_source
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
-from helpers import ATLAS, atlas, one_line_error
+from helpers import ATLAS, SCAFFOLD_CASES, SCAFFOLD_REPLAYS, atlas, one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,23 @@ def test_sigterm_removes_checkouts_and_their_processes(tmp_path: Path, mini_task
     assert run.returncode != 0 and b"Traceback" not in stderr
     assert not list(tmp_path.glob("atlas-stopped-*")), "the checkout is deleted"
     assert _state(shell_pid) in ("gone", "Z"), "the agent's shell is killed"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("scaffold", sorted(SCAFFOLD_CASES))
+def test_every_scaffold_resolves_its_task_on_the_local_runtime(tmp_path: Path, scaffold: str, docker_client) -> None:
+    """Several workspaces per instance (best-of-k), resets and candidate patches (agentless) work on
+    host checkouts too; the patches resolve in the task image; nothing is left in the shared /tmp."""
+    from atlas_agent.runtime.prepare import prepare_images
+
+    task = next(t for t in load_tasks("atlas-mini") if t.instance_id == SCAFFOLD_CASES[scaffold])
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    before = set(Path("/tmp").glob(".atlas-*"))
+    args = ["run", "--runtime", "local", "--scaffold", scaffold, "-i", task.instance_id, "--run-id", scaffold]
+    result = atlas(*args, "--model", f"replay:{SCAFFOLD_REPLAYS / scaffold}.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert set(Path("/tmp").glob(".atlas-*")) <= before, "temporary files of the run were removed"
+    graded = atlas("eval", str(tmp_path / "runs" / scaffold), cwd=tmp_path)
+    assert graded.returncode == 0, graded.stderr
+    report = json.loads((tmp_path / "runs" / scaffold / "report.json").read_text())
+    assert report["resolved_ids"] == [task.instance_id]

@@ -12,16 +12,11 @@ import pytest
 from atlas_agent.runtime.gc import list_containers
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
+from helpers import SCAFFOLD_CASES as CASES
+from helpers import SCAFFOLD_REPLAYS as REPLAYS
 from helpers import atlas
 
 pytestmark = pytest.mark.docker
-REPLAYS = Path(__file__).parent / "data" / "replays"
-CASES = {
-    "bash-only": "atlas__textkit-2",
-    "tools": "atlas__tally-2",
-    "best-of-k": "atlas__semverkit-3",
-    "agentless": "atlas__tally-2",
-}
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ means when the harness grades.
 
 from __future__ import annotations
 
+import secrets
 import shlex
 
 from pydantic import BaseModel, Field
@@ -14,11 +15,10 @@ from swebench.harness.log_parsers.python import parse_log_pytest
 from atlas_agent.tools.base import Workspace
 
 DEFAULT_TEST_COMMAND = "python -m pytest -rA -p no:cacheprovider"
-PATCH_PATH = "/tmp/atlas-candidate.patch"
-# The harness's own order: strict first, then more forgiving.
+# The harness's own order: strict first, then more forgiving. {patch} is a quoted path.
 APPLY = (
-    f"git apply --verbose {PATCH_PATH} || git apply --verbose --3way {PATCH_PATH}"
-    f" || patch --batch --forward --fuzz=5 -p1 -i {PATCH_PATH}"
+    "git apply --verbose {patch} || git apply --verbose --3way {patch}"
+    " || patch --batch --forward --fuzz=5 -p1 -i {patch}"
 )
 
 
@@ -60,8 +60,12 @@ def verify_patch(
     `workspace` must hold an untouched checkout: a fresh container, or one after reset_checkout().
     """
     if patch.strip():
-        workspace.write_file(PATCH_PATH, patch)
-        applied = workspace.run(f"cd {shlex.quote(workspace.workdir)} && ({APPLY})", timeout=120)
+        # a name of its own: workspaces of the local runtime share the host's /tmp
+        path = f"/tmp/.atlas-candidate-{secrets.token_hex(6)}.patch"
+        workspace.write_file(path, patch)
+        apply = APPLY.format(patch=shlex.quote(path))
+        script = f"(cd {shlex.quote(workspace.workdir)} && ({apply})); status=$?; rm -f {shlex.quote(path)}"
+        applied = workspace.run(f"{script}; (exit $status)", timeout=120)
         if applied.exit_code != 0:
             return PatchEvidence(applied=False, output_tail=applied.output[-2000:])
     for path, content in (extra_files or {}).items():
