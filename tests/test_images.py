@@ -16,10 +16,29 @@ def sh(docker_client, image: str, command: str) -> str:
     return output.decode().strip()
 
 
-def test_env_image_has_the_test_runner(docker_client) -> None:
+def test_env_image_has_the_official_layout(docker_client) -> None:
+    """The test runner lives in the testbed environment, reached only through activation."""
     assert ensure_env_image(docker_client) == ENV_IMAGE
-    assert sh(docker_client, ENV_IMAGE, "python -m pytest --version").startswith("pytest 8.")
+    assert sh(docker_client, ENV_IMAGE, "python -m pytest --version || echo missing").endswith("missing")
+    activated = "source /opt/miniconda3/bin/activate && conda activate testbed && python -m pytest --version"
+    assert sh(docker_client, ENV_IMAGE, activated).startswith("pytest 8.")
+    assert sh(docker_client, ENV_IMAGE, "bash -ic 'command -v pytest' 2>/dev/null") == (
+        "/opt/miniconda3/envs/testbed/bin/pytest"
+    )
     assert docker_client.images.get(ENV_IMAGE).attrs["Config"]["StopSignal"] == "SIGKILL"
+
+
+def test_images_built_from_other_inputs_are_rebuilt(docker_client) -> None:
+    """An image left by an older suite or layout is replaced, never reused: its inputs digest differs."""
+    task = load_tasks("atlas-mini")[0]
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    stale = docker_client.images.get(ENV_IMAGE)  # any image without the task's digest label will do
+    stale.tag(task.image)
+    actions: list[str] = []
+    prepare_images(docker_client, [task], MINI_SUITE_DIR, on_image=lambda _id, action: actions.append(action))
+    prepare_images(docker_client, [task], MINI_SUITE_DIR, on_image=lambda _id, action: actions.append(action))
+    assert actions == ["built", "present"]
+    assert sh(docker_client, task.image, "git -C /testbed rev-parse HEAD") == task.base_commit
 
 
 def test_task_image_holds_only_the_base_commit(docker_client) -> None:

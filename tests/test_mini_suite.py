@@ -2,7 +2,9 @@
 
 Runs on the host without Docker: each task is replayed in a temp copy of its
 repository, committed exactly as the task's Dockerfile commits it, so the base
-commit in task.yaml is checked as well as the tests.json lists.
+commit in task.yaml is checked as well as the tests.json lists. The replay runs
+the test command of the task's eval.sh and reads its output with the official
+log parser the task names, as SWE-bench grading does.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
-from swebench.harness.log_parsers.python import parse_log_pytest
+from swebench.harness.log_parsers import PARSER_REGISTRY
 from swebench.task.checks import check_task_repo, expected_image
 from swebench.task.repo import dump_tests, dump_yaml, load_config, load_yaml, task_dirs
 
@@ -29,6 +31,8 @@ MINI_DIR = Path(__file__).resolve().parent.parent / "atlas_agent" / "tasks" / "m
 REPOS_DIR = MINI_DIR / "repos"
 DATASET = "atlas-mini"
 NAIVE_PATCH = "naive.patch"
+# a repository that ships this runner is tested and graded the way SWE-bench tests Django
+RUNTESTS = "tests/runtests.py"
 
 # left out of the image's build context, so left out of the commit too
 CACHE_PATTERNS = ("__pycache__", ".pytest_cache", "*.pyc")
@@ -48,7 +52,20 @@ RUN chmod -R u=rwX,go=rX /testbed \\
  && rm -rf .git/logs .git/hooks .git/COMMIT_EDITMSG
 STOPSIGNAL SIGKILL
 """
-TEST_PATCH_DELIMITER = "EOF_ATLAS_TEST_PATCH"
+# the heredoc delimiter of the official harness's eval scripts
+TEST_PATCH_DELIMITER = "EOF_114329324912"
+# each runner's command as SWE-bench runs it, by the log parser that reads its output;
+# eval.sh appends the test files (pytest) or their module labels (Django's runtests.py)
+TEST_COMMANDS = {
+    # -p no:cacheprovider: no .pytest_cache left in the repository
+    "parse_log_pytest": "pytest -rA -p no:cacheprovider",
+    "parse_log_django": "./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1",
+}
+# what Python 3.11's unittest prints for a test without a docstring, and so the name
+# parse_log_django gives it: "test_x (app.tests.SomeTests.test_x)"
+UNITTEST_NAME = re.compile(r"^(?P<method>\w+) \((?P<module>[\w.]+)\.\w+\.(?P=method)\)$")
+# the conda activation every official eval script does twice (the image has a stand-in for conda)
+ACTIVATE = ("source /opt/miniconda3/bin/activate", "conda activate testbed")
 
 
 # --- helpers: how the image is built, and how the harness runs a task ---------------------------
@@ -132,7 +149,29 @@ def is_test_file(path: str) -> bool:
     return path.split("/")[0] == "tests" or Path(path).name.startswith("test_")
 
 
-def render_eval_script(repo: str, commit: str, test_patch: str) -> str:
+def repo_parser(repo: str) -> str:
+    return "parse_log_django" if (REPOS_DIR / repo / RUNTESTS).is_file() else "parse_log_pytest"
+
+
+def django_label(path: str) -> str:
+    """tests/<app>/tests.py -> <app>.tests: runtests.py takes modules relative to tests/."""
+    return path.removeprefix("tests/").removesuffix(".py").replace("/", ".")
+
+
+def test_command(parser: str, files: list[str]) -> str:
+    """The command eval.sh runs for `files`; without files, the repository's whole suite."""
+    targets = [django_label(f) for f in files] if parser == "parse_log_django" else files
+    return " ".join([TEST_COMMANDS[parser], *targets])
+
+
+test_command.__test__ = False  # a helper, not a test
+
+
+def render_eval_script(repo: str, commit: str, test_patch: str, parser: str) -> str:
+    """The official 5.x eval script: activation, status and diff for the log, then the tests.
+
+    No `git show`: in a single-commit repository it prints the whole tree into every log.
+    """
     files = patch_paths(test_patch)
     existing = [f for f in files if (REPOS_DIR / repo / f).is_file()]
     checkout = [f"git checkout {commit} -- {' '.join(existing)}"] if existing else []
@@ -140,12 +179,18 @@ def render_eval_script(repo: str, commit: str, test_patch: str) -> str:
         [
             "#!/bin/bash",
             "set -uxo pipefail",
+            *ACTIVATE,
             "cd /testbed",
+            "git config --global --add safe.directory /testbed",
+            "cd /testbed",
+            "git status",
+            f"git -c core.fileMode=false diff {commit}",
+            *ACTIVATE,
             *checkout,
-            f"git apply --verbose - <<'{TEST_PATCH_DELIMITER}'",
+            f"git apply -v - <<'{TEST_PATCH_DELIMITER}'",
             test_patch + TEST_PATCH_DELIMITER,
             ": '>>>>> Start Test Output'",
-            f"python -m pytest -rA -p no:cacheprovider {' '.join(files)}",
+            test_command(parser, files),
             ": '>>>>> End Test Output'",
             *checkout,
             "",
@@ -153,21 +198,38 @@ def render_eval_script(repo: str, commit: str, test_patch: str) -> str:
     )
 
 
-def run_tests(workdir: Path, files: list[str]) -> tuple[dict[str, str], str]:
-    """Run pytest as eval.sh does and parse it as the harness does."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON"))}
+@dataclass
+class Run:
+    """One run of a test command: the official parser's reading of it, its log and exit status."""
+
+    results: dict[str, str]
+    log: str
+    exit_code: int
+
+
+def run_tests(workdir: Path, command: str, parser: str) -> Run:
+    """Run a test command as eval.sh does and parse its output as the harness does."""
+    # nothing from the caller's environment steers the runner (HOARD_SETTINGS_MODULE: hoard's settings)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHON", "HOARD_"))}
+    # this interpreter's bin directory stands in for the activated testbed env: its `pytest`
+    # and `python` (the runner's shebang) come first, as `conda activate testbed` puts them
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
     # pytest alone, without whatever plugins this venv has; no bytecode left in the copy
     env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", *files],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    proc = subprocess.run(["bash", "-c", command], cwd=workdir, capture_output=True, text=True, env=env, timeout=120)
     log = proc.stdout + proc.stderr
-    return parse_log_pytest(log, None), log
+    return Run(PARSER_REGISTRY[parser](log, None), log, proc.returncode)
+
+
+def reported_tests(run: Run, parser: str) -> set[str]:
+    """The tests a run reports, by the names tests.json uses.
+
+    parse_log_django also files each "FAIL: test_x (app.tests.C.test_x)" header under its
+    second word, the bare method name; the test's own "... FAIL" line gives its real name.
+    """
+    if parser == "parse_log_django":
+        return {name for name in run.results if not name.isidentifier()}
+    return set(run.results)
 
 
 # --- the tasks -------------------------------------------------------------------------------------
@@ -192,8 +254,16 @@ class Task:
             return fh.read()
 
     @property
+    def parser(self) -> str:
+        return self.meta["log_parser"]
+
+    @property
     def test_files(self) -> list[str]:
         return patch_paths(self.read("test.patch"))
+
+    @property
+    def test_command(self) -> str:
+        return test_command(self.parser, self.test_files)
 
     @property
     def naive_patch(self) -> str | None:
@@ -220,12 +290,11 @@ def by_id(instance_id: str) -> Task:
 
 @dataclass
 class Outcome:
-    """Test statuses with the test patch applied: at base, with gold, with the naive fix."""
+    """The runs with the test patch applied: at base, with gold, with the naive fix."""
 
-    base: dict[str, str] = field(default_factory=dict)
-    gold: dict[str, str] = field(default_factory=dict)
-    naive: dict[str, str] | None = None
-    logs: dict[str, str] = field(default_factory=dict)
+    base: Run | None = None
+    gold: Run | None = None
+    naive: Run | None = None
     error: str | None = None
 
 
@@ -236,27 +305,28 @@ def evaluate(task: Task) -> Outcome:
         try:
             checkout_at_base(task.repo, work)
             git(work, "apply", "-", stdin=task.read("test.patch"))
-            outcome.base, outcome.logs["base"] = run_tests(work, task.test_files)
+            outcome.base = run_tests(work, task.test_command, task.parser)
             git(work, "apply", "-", stdin=task.read("gold.patch"))
-            outcome.gold, outcome.logs["gold"] = run_tests(work, task.test_files)
+            outcome.gold = run_tests(work, task.test_command, task.parser)
             if task.naive_patch is not None:
                 git(work, "apply", "-R", "-", stdin=task.read("gold.patch"))
                 git(work, "apply", "-", stdin=task.naive_patch)
-                outcome.naive, outcome.logs["naive"] = run_tests(work, task.test_files)
+                outcome.naive = run_tests(work, task.test_command, task.parser)
         except (RuntimeError, subprocess.SubprocessError) as exc:
             outcome.error = str(exc)
     return outcome
 
 
-def run_suite_at_base(repo: str) -> tuple[dict[str, str], str]:
+def run_suite_at_base(repo: str) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"mini-{repo}-") as tmp:
-        return run_tests(checkout_at_base(repo, Path(tmp) / repo), ["tests"])
+        parser = repo_parser(repo)
+        return run_tests(checkout_at_base(repo, Path(tmp) / repo), test_command(parser, []), parser)
 
 
 @dataclass
 class Replays:
     tasks: dict[str, Outcome]
-    suites: dict[str, tuple[dict[str, str], str]]
+    suites: dict[str, Run]
 
 
 @pytest.fixture(scope="module")
@@ -276,6 +346,7 @@ def replays() -> Replays:
 def outcome_of(replays: Replays, task: Task) -> Outcome:
     outcome = replays.tasks[task.id]
     assert outcome.error is None, outcome.error
+    assert outcome.base is not None and outcome.gold is not None
     return outcome
 
 
@@ -327,7 +398,8 @@ def test_readme_lists_every_task():
 
 
 def test_the_mix():
-    assert len(REPOS) >= 3
+    assert len(REPOS) >= 4
+    assert {repo_parser(repo) for repo in REPOS} == set(TEST_COMMANDS), "a runner no repository uses"
     assert len(TASKS) >= 8
     for repo in REPOS:
         assert sum(t.repo == repo for t in TASKS) >= 3, repo
@@ -350,10 +422,23 @@ def test_repo_layout(repo: str):
     root = REPOS_DIR / repo
     for name in (".gitignore", "pyproject.toml", "README.md", f"{repo}/__init__.py"):
         assert (root / name).is_file(), name
-    assert list((root / "tests").glob("test_*.py"))
     assert not (root / "tests" / "__init__.py").exists()
     assert not (root / "conftest.py").exists()
-    assert 'pythonpath = ["."]' in (root / "pyproject.toml").read_text()
+    if repo_parser(repo) == "parse_log_pytest":
+        assert list((root / "tests").glob("test_*.py"))
+        assert 'pythonpath = ["."]' in (root / "pyproject.toml").read_text()
+        return
+    # Django's layout: test apps tests/<app>/tests.py, settings tests/test_sqlite.py, and
+    # tests/runtests.py run as `./tests/runtests.py` (executable, the env's python)
+    runner = root / RUNTESTS
+    assert runner.read_text().startswith("#!/usr/bin/env python\n")
+    assert runner.stat().st_mode & 0o111 == 0o111
+    assert (root / "tests" / "test_sqlite.py").is_file()
+    apps = [d for d in (root / "tests").iterdir() if d.is_dir() and d.name != "__pycache__"]
+    assert apps
+    for app in apps:
+        assert (app / "__init__.py").is_file(), app
+        assert (app / "tests.py").is_file(), app
 
 
 @pytest.mark.parametrize("repo", REPOS)
@@ -362,7 +447,8 @@ def test_repo_files_are_plain_text(repo: str):
         assert not path.is_symlink(), path
         if path.is_dir():
             continue
-        assert not path.stat().st_mode & 0o111, f"{path} is executable"
+        if path != REPOS_DIR / repo / RUNTESTS:
+            assert not path.stat().st_mode & 0o111, f"{path} is executable"
         data = path.read_bytes()
         assert b"\0" not in data, f"{path} is binary"
         data.decode("utf-8")
@@ -383,9 +469,10 @@ def test_base_commit_is_reproducible(repo: str, tmp_path: Path):
 @pytest.mark.parametrize("repo", REPOS)
 def test_repo_suite_passes_at_base(repo: str, replays: Replays):
     # every task's PASS_TO_PASS relies on the untouched suite being green
-    results, log = replays.suites[repo]
-    assert results, log
-    assert {name: status for name, status in results.items() if status != "PASSED"} == {}
+    run = replays.suites[repo]
+    assert run.results, run.log
+    assert {name: status for name, status in run.results.items() if status != "PASSED"} == {}
+    assert run.exit_code == 0, run.log
 
 
 # --- each task -----------------------------------------------------------------------------------
@@ -407,7 +494,7 @@ def test_task_metadata(instance_id: str):
         "split": "test",
         "datasets": [DATASET],
         "image": expected_image(instance_id),
-        "log_parser": "parse_log_pytest",
+        "log_parser": repo_parser(match["repo"]),
         "eval_type": "pass_and_fail",
     }
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", task.meta["created_at"])
@@ -435,7 +522,7 @@ def test_patches_touch_the_right_files(instance_id: str):
 @pytest.mark.parametrize("instance_id", TASK_IDS)
 def test_eval_script(instance_id: str):
     task = by_id(instance_id)
-    expected = render_eval_script(task.repo, task.meta["base_commit"], task.read("test.patch"))
+    expected = render_eval_script(task.repo, task.meta["base_commit"], task.read("test.patch"), task.parser)
     assert task.read("eval.sh") == expected
 
 
@@ -447,7 +534,15 @@ def test_graded_tests_live_in_the_test_files(instance_id: str):
     assert not set(f2p) & set(p2p)
     assert len(set(f2p + p2p)) == len(f2p + p2p)
     for name in f2p + p2p:
-        assert name.split("::")[0] in task.test_files, name
+        if task.parser == "parse_log_pytest":
+            assert name.split("::")[0] in task.test_files, name
+        elif match := UNITTEST_NAME.match(name):
+            assert match["module"] in [django_label(f) for f in task.test_files], name
+        else:
+            # a test with a docstring goes by the docstring's first line, as in SWE-bench's Django rows
+            sources = [task.read("test.patch")]
+            sources += [(REPOS_DIR / task.repo / f).read_text() for f in task.test_files]
+            assert any(f'"""{name}' in source for source in sources), name
 
 
 @pytest.mark.parametrize("instance_id", TASK_IDS)
@@ -456,15 +551,19 @@ def test_gold_patch_resolves(instance_id: str, replays: Replays):
     outcome = outcome_of(replays, task)
     f2p, p2p = task.tests["FAIL_TO_PASS"], task.tests["PASS_TO_PASS"]
 
-    # the empty patch resolves nothing: no FAIL_TO_PASS test passes at base
-    at_base = statuses(outcome.base, f2p)
-    assert "PASSED" not in at_base.values(), (at_base, outcome.logs["base"])
-    assert set(statuses(outcome.base, p2p).values()) <= {"PASSED"}, outcome.logs["base"]
+    base, gold = outcome.base, outcome.gold
+    # the empty patch resolves nothing: every FAIL_TO_PASS test fails at base
+    at_base = statuses(base.results, f2p)
+    assert set(at_base.values()) <= {"FAILED", "ERROR"}, (at_base, base.log)
+    assert set(statuses(base.results, p2p).values()) <= {"PASSED"}, base.log
     # every test the files run is graded one way or the other
-    assert set(outcome.base) == set(f2p) | set(p2p), outcome.logs["base"]
+    assert reported_tests(base, task.parser) == set(f2p) | set(p2p), base.log
+    # the runner's exit status agrees with its report (the harness cross-checks the two)
+    assert base.exit_code == 1, base.log
 
-    with_gold = statuses(outcome.gold, f2p + p2p)
-    assert set(with_gold.values()) == {"PASSED"}, (with_gold, outcome.logs["gold"])
+    with_gold = statuses(gold.results, f2p + p2p)
+    assert set(with_gold.values()) == {"PASSED"}, (with_gold, gold.log)
+    assert gold.exit_code == 0, gold.log
 
 
 @pytest.mark.parametrize("instance_id", [t.id for t in TASKS if t.naive_patch is not None])
@@ -474,6 +573,17 @@ def test_naive_fix_breaks_a_pass_to_pass_test(instance_id: str, replays: Replays
     outcome = outcome_of(replays, task)
     assert outcome.naive is not None
     f2p, p2p = task.tests["FAIL_TO_PASS"], task.tests["PASS_TO_PASS"]
-    assert set(statuses(outcome.naive, f2p).values()) == {"PASSED"}, outcome.logs["naive"]
-    broken = [name for name, status in statuses(outcome.naive, p2p).items() if status != "PASSED"]
-    assert broken, outcome.logs["naive"]
+    assert set(statuses(outcome.naive.results, f2p).values()) == {"PASSED"}, outcome.naive.log
+    broken = [name for name, status in statuses(outcome.naive.results, p2p).items() if status != "PASSED"]
+    assert broken, outcome.naive.log
+
+
+@pytest.mark.parametrize("instance_id", [t.id for t in TASKS if t.parser == "parse_log_django"])
+def test_django_runner_output(instance_id: str, replays: Replays):
+    """Django's summary: every graded test ran, and the verdict is the last line."""
+    task = by_id(instance_id)
+    outcome = outcome_of(replays, task)
+    graded = len(task.tests["FAIL_TO_PASS"] + task.tests["PASS_TO_PASS"])
+    for run, verdict in ((outcome.base, "FAILED (failures="), (outcome.gold, "OK")):
+        assert re.search(rf"^Ran {graded} tests in \d", run.log, flags=re.MULTILINE), run.log
+        assert run.log.rstrip().splitlines()[-1].startswith(verdict), run.log

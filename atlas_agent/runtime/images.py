@@ -7,6 +7,7 @@ locally (on machines that can). Every build runs with network mode `none`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -30,17 +31,25 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # Build-context entries that must never reach an image: they change the base commit's tree.
 CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", ".pytest_cache", "*.pyc")
 
+# The official instance-image layout: a base interpreter without the repository's dependencies first
+# on PATH; the test environment /opt/miniconda3/envs/testbed activated only by /root/.bashrc and by
+# the eval scripts' own `source /opt/miniconda3/bin/activate` + `conda activate testbed`.
+CONDA_PREFIX = "/opt/miniconda3"
 ENV_DOCKERFILE = """\
 FROM {base}
 COPY wheels/ /tmp/wheels/
-RUN python3 -m venv /opt/atlas-venv \\
- && /opt/atlas-venv/bin/pip install --no-index --find-links /tmp/wheels {requirements} \\
- && rm -rf /tmp/wheels /root/.cache \\
+COPY install.sh /tmp/install-testbed.sh
+RUN bash /tmp/install-testbed.sh {prefix} /tmp/wheels {requirements} \\
+ && echo 'source {prefix}/etc/profile.d/conda.sh && conda activate testbed' >> /root/.bashrc \\
+ && rm -rf /tmp/wheels /tmp/install-testbed.sh /root/.cache \\
  && mkdir -p /testbed
-ENV PATH=/opt/atlas-venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ENV PATH={prefix}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WORKDIR /testbed
 STOPSIGNAL SIGKILL
 """
+TESTBED_INSTALLER = Path(__file__).resolve().parent / "testbed" / "install.sh"
+# An image built from other inputs than today's is rebuilt, not reused: its label says which inputs.
+DIGEST_LABEL = "atlas.inputs-digest"
 
 
 def cache_dir() -> Path:
@@ -96,17 +105,58 @@ def ensure_base_image(client: docker.DockerClient, *, force: bool = False) -> st
 
 
 def ensure_env_image(client: docker.DockerClient, *, force: bool = False) -> str:
-    """The base plus a virtualenv holding the test runner, installed from a host-side wheelhouse."""
-    if not force and image_exists(client, ENV_IMAGE):
-        return ENV_IMAGE
+    """The base plus the official conda-style layout (a stand-in for conda, the test environment
+    installed from a host-side wheelhouse); rebuilt when its recipe changed."""
     base = ensure_base_image(client)
+    dockerfile = ENV_DOCKERFILE.format(base=base, prefix=CONDA_PREFIX, requirements=" ".join(ENV_REQUIREMENTS))
+    digest = _digest([dockerfile.encode(), TESTBED_INSTALLER.read_bytes(), _image_id(client, base).encode()])
+    if not force and image_digest(client, ENV_IMAGE) == digest:
+        return ENV_IMAGE
     with tempfile.TemporaryDirectory(prefix="atlas-env-") as tmp:
         context = Path(tmp)
         shutil.copytree(wheelhouse(), context / "wheels")
-        dockerfile = ENV_DOCKERFILE.format(base=base, requirements=" ".join(ENV_REQUIREMENTS))
+        shutil.copy(TESTBED_INSTALLER, context / "install.sh")
         (context / "Dockerfile").write_text(dockerfile)
-        build_image(client, context, ENV_IMAGE)
+        build_image(client, context, ENV_IMAGE, labels={DIGEST_LABEL: digest})
     return ENV_IMAGE
+
+
+def image_digest(client: docker.DockerClient, name: str) -> str | None:
+    """The inputs digest an Atlas-built image carries; None when absent (or not built by Atlas)."""
+    try:
+        labels = client.images.get(name).labels or {}
+    except ImageNotFound:
+        return None
+    return labels.get(DIGEST_LABEL)
+
+
+def context_digest(context: Path, client: docker.DockerClient) -> str:
+    """What a build from `context` depends on: every file's path and bytes, and the image it starts FROM."""
+    parts = [_parent_id(context / "Dockerfile", client).encode()]
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        parts += [str(path.relative_to(context)).encode(), path.read_bytes()]
+    return _digest(parts)
+
+
+def _image_id(client: docker.DockerClient, name: str) -> str:
+    return str(client.images.get(name).id)
+
+
+def _parent_id(dockerfile: Path, client: docker.DockerClient) -> str:
+    """The id of the local image a Dockerfile starts FROM (its name when it is not here)."""
+    text = dockerfile.read_text() if dockerfile.is_file() else ""
+    parent = next((line.split()[1] for line in text.splitlines() if line.upper().startswith("FROM ")), "")
+    try:
+        return _image_id(client, parent) if parent else ""
+    except ImageNotFound:
+        return parent
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()[:16]
 
 
 def wheelhouse() -> Path:
@@ -125,13 +175,13 @@ def wheelhouse() -> Path:
     return target
 
 
-def build_image(client: docker.DockerClient, context: Path, tag: str) -> None:
+def build_image(client: docker.DockerClient, context: Path, tag: str, labels: dict[str, str] | None = None) -> None:
     """Classic (non-BuildKit) build with no network; failures become one line plus a log file."""
     log_path = cache_dir() / "build-logs" / f"{_safe(tag)}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         _, logs = client.images.build(
-            path=str(context), tag=tag, network_mode="none", rm=True, forcerm=True, pull=False
+            path=str(context), tag=tag, network_mode="none", rm=True, forcerm=True, pull=False, labels=labels
         )
         log_path.write_text(_log_text(logs))
     except BuildError as exc:
@@ -141,8 +191,11 @@ def build_image(client: docker.DockerClient, context: Path, tag: str) -> None:
         raise AtlasError(f"building image {tag} failed: {exc.explanation} (log: {log_path})") from exc
 
 
-def build_task_image(client: docker.DockerClient, task_dir: Path, repos_dir: Path, image: str, repo: str) -> None:
-    """Build one task image from its task directory (the official task-repo layout).
+def build_task_image(
+    client: docker.DockerClient, task_dir: Path, repos_dir: Path, image: str, repo: str, *, force: bool = False
+) -> bool:
+    """Build one task image from its task directory (the official task-repo layout), unless an image
+    built from the same inputs is present; True when it built.
 
     The context is the task directory itself, plus `repo/` holding the repository source when
     the task repo ships it under `repos/<name>/` (Atlas's own suites do).
@@ -154,7 +207,11 @@ def build_task_image(client: docker.DockerClient, task_dir: Path, repos_dir: Pat
         source = repos_dir / repo.split("/")[-1]
         if source.is_dir():
             shutil.copytree(source, context / "repo", ignore=CONTEXT_IGNORE)
-        build_image(client, context, image)
+        digest = context_digest(context, client)
+        if not force and image_digest(client, image) == digest:
+            return False
+        build_image(client, context, image, labels={DIGEST_LABEL: digest})
+    return True
 
 
 def ensure_image_present(client: docker.DockerClient, image: str) -> None:

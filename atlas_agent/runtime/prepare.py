@@ -42,11 +42,12 @@ def prepare_images(
     report = on_image or (lambda _id, _action: None)
     for task in tasks:
         dockerfile = task_dockerfile(task_repo, task.instance_id)
-        if not force and image_exists(client, task.image):
+        if dockerfile is not None and task_repo is not None:
+            # an image built from other inputs (an older suite or layout) is rebuilt, not reused
+            built = build_task_image(client, dockerfile.parent, task_repo / "repos", task.image, task.repo, force=force)
+            report(task.instance_id, "built" if built else "present")
+        elif not force and image_exists(client, task.image):
             report(task.instance_id, "present")
-        elif dockerfile is not None and task_repo is not None:
-            build_task_image(client, dockerfile.parent, task_repo / "repos", task.image, task.repo)
-            report(task.instance_id, "built")
         else:
             ensure_image_present(client, task.image)
             report(task.instance_id, "pulled")

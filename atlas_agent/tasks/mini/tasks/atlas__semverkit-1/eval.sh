@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff c38d7f919f7e3900f6ac943f17287ba0cccbae02
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout c38d7f919f7e3900f6ac943f17287ba0cccbae02 -- tests/test_version.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_version.py b/tests/test_version.py
 index 1fa36ad..0e06a9d 100644
 --- a/tests/test_version.py
@@ -27,8 +35,8 @@ index 1fa36ad..0e06a9d 100644
 +        "1.0.0-rc.9",
 +        "1.0.0-rc.10",
 +    ]
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_version.py
+pytest -rA -p no:cacheprovider tests/test_version.py
 : '>>>>> End Test Output'
 git checkout c38d7f919f7e3900f6ac943f17287ba0cccbae02 -- tests/test_version.py

@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff ab394e7a5790e6b97fbb8deb8aff39934f494ec1
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_money.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_money.py b/tests/test_money.py
 index c9c63ba..2c97cbd 100644
 --- a/tests/test_money.py
@@ -26,8 +34,8 @@ index c9c63ba..2c97cbd 100644
 +
 +def test_split_zero_decimal_currency():
 +    assert Money(100, "JPY").split(3) == [Money(34, "JPY"), Money(33, "JPY"), Money(33, "JPY")]
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_money.py
+pytest -rA -p no:cacheprovider tests/test_money.py
 : '>>>>> End Test Output'
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_money.py

@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff ab394e7a5790e6b97fbb8deb8aff39934f494ec1
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_exchange.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_exchange.py b/tests/test_exchange.py
 index 46ab753..f721b48 100644
 --- a/tests/test_exchange.py
@@ -21,8 +29,8 @@ index 46ab753..f721b48 100644
 +def test_round_trip_through_base(rates):
 +    euros = Money("250.00", "EUR")
 +    assert rates.convert(rates.convert(euros, "GBP"), "EUR") == euros
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_exchange.py
+pytest -rA -p no:cacheprovider tests/test_exchange.py
 : '>>>>> End Test Output'
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_exchange.py

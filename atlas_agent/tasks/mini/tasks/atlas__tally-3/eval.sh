@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff ab394e7a5790e6b97fbb8deb8aff39934f494ec1
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_format.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_format.py b/tests/test_format.py
 index accf185..cfb819e 100644
 --- a/tests/test_format.py
@@ -25,8 +33,8 @@ index accf185..cfb819e 100644
 +
 +def test_three_decimal_currency():
 +    assert format_money(Money("1.0005", "KWD")) == "KD 1.001"
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_format.py
+pytest -rA -p no:cacheprovider tests/test_format.py
 : '>>>>> End Test Output'
 git checkout ab394e7a5790e6b97fbb8deb8aff39934f494ec1 -- tests/test_format.py

@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff 08dd7d5a2a74739473fc8850abf67d09cb87249e
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py tests/test_width.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_table.py b/tests/test_table.py
 index 8cb533f..c7d6c4e 100644
 --- a/tests/test_table.py
@@ -42,8 +50,8 @@ index 653592c..bb13e85 100644
 +    assert char_width("\u0301") == 0
 +    assert display_width("Cafe\u0301") == 4
 +    assert display_width("a\u0308\u0323") == 1
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_table.py tests/test_width.py
+pytest -rA -p no:cacheprovider tests/test_table.py tests/test_width.py
 : '>>>>> End Test Output'
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py tests/test_width.py

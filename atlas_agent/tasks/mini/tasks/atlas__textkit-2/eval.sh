@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff 08dd7d5a2a74739473fc8850abf67d09cb87249e
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_slug.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_slug.py b/tests/test_slug.py
 index cf940f4..6aa6bcc 100644
 --- a/tests/test_slug.py
@@ -21,8 +29,8 @@ index cf940f4..6aa6bcc 100644
 +
 +def test_accented_text_is_cut_at_a_word_boundary():
 +    assert slugify("Déjà vu all over again", max_length=7) == "deja-vu"
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_slug.py
+pytest -rA -p no:cacheprovider tests/test_slug.py
 : '>>>>> End Test Output'
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_slug.py

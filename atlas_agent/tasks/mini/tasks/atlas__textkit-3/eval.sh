@@ -1,8 +1,16 @@
 #!/bin/bash
 set -uxo pipefail
+source /opt/miniconda3/bin/activate
+conda activate testbed
 cd /testbed
+git config --global --add safe.directory /testbed
+cd /testbed
+git status
+git -c core.fileMode=false diff 08dd7d5a2a74739473fc8850abf67d09cb87249e
+source /opt/miniconda3/bin/activate
+conda activate testbed
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py
-git apply --verbose - <<'EOF_ATLAS_TEST_PATCH'
+git apply -v - <<'EOF_114329324912'
 diff --git a/tests/test_table.py b/tests/test_table.py
 index 8cb533f..ba37e31 100644
 --- a/tests/test_table.py
@@ -20,8 +28,8 @@ index 8cb533f..ba37e31 100644
 +        "| ------- | -------- |\n"
 +        "| a\\|b    | x \\|\\| y |"
 +    )
-EOF_ATLAS_TEST_PATCH
+EOF_114329324912
 : '>>>>> Start Test Output'
-python -m pytest -rA -p no:cacheprovider tests/test_table.py
+pytest -rA -p no:cacheprovider tests/test_table.py
 : '>>>>> End Test Output'
 git checkout 08dd7d5a2a74739473fc8850abf67d09cb87249e -- tests/test_table.py

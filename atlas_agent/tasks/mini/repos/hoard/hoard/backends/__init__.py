@@ -1,0 +1,1 @@
+"""Cache backends: `memory.MemoryCache` (one process) and `sqlite.SQLiteCache` (a database file)."""
