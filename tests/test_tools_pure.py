@@ -1,5 +1,5 @@
 """The tools' pure parts, without a container: bounding, globs, paths, text edits, syntax checks,
-outlines, pytest summaries and the registry."""
+outlines and the registry."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from atlas_agent.tasks import MINI_SUITE_DIR
-from atlas_agent.tools import TOOL_CLASSES, build_tools, default_tools, test_command_from_eval_script
+from atlas_agent.tools import TOOL_CLASSES, TestRunner, build_tools, default_tools
 from atlas_agent.tools.edit import EditTool
 from atlas_agent.tools.lint import SyntaxProblem, excerpt, new_problem, parser_problem, syntax_problem
 from atlas_agent.tools.outline import definitions
 from atlas_agent.tools.output import bound, numbered, observe
 from atlas_agent.tools.paths import UsageError, glob_match, resolve
-from atlas_agent.tools.run_tests import RunTestsTool, summarize
+from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.textedit import insert_after, line_count, replace_once, similar_lines
 
 LINES = "".join(f"line {i:04d} {'x' * 40}\n" for i in range(2000))
@@ -172,48 +171,13 @@ def test_outline_of_nested_decorated_and_async_definitions() -> None:
     ]
 
 
-PYTEST_OUTPUT = """\
-.F.                                                                      [100%]
-=================================== FAILURES ===================================
-___________________________________ test_b ____________________________________
-E       assert 1 == 2
-=========================== short test summary info ============================
-PASSED tests/test_x.py::test_a
-PASSED tests/test_x.py::test_c[a - b]
-FAILED tests/test_x.py::test_b - assert 1 == 2
-========================= 1 failed, 2 passed in 0.05s ==========================
-"""
-
-
-def test_summarize_pytest_output() -> None:
-    text = summarize(PYTEST_OUTPUT, 1)
-    assert text.startswith("exit code 1: 1 failed, 2 passed in 0.05s\n")
-    assert "failed (1): tests/test_x.py::test_b\n" in text
-    assert "passed (2): tests/test_x.py::test_a, tests/test_x.py::test_c[a - b]\n" in text
-    assert "E       assert 1 == 2" in text and "short test summary" not in text
-
-
-def test_test_command_from_eval_script() -> None:
-    script = (MINI_SUITE_DIR / "tasks" / "atlas__semverkit-1" / "eval.sh").read_text()
-    assert test_command_from_eval_script(script) == "python -m pytest -rA -p no:cacheprovider tests/test_version.py"
-    assert test_command_from_eval_script("echo hi\n") is None
-    assert test_command_from_eval_script(": '>>>>> Start Test Output'\n: '>>>>> End Test Output'\n") is None
-
-
-def test_run_tests_command() -> None:
-    assert RunTestsTool(None).command(None) == "python -m pytest -rA -p no:cacheprovider -q"
-    assert RunTestsTool("make test").command("") == "make test"
-    command = RunTestsTool("make test").command("tests/a.py::t[1] tests/b.py")
-    assert command == "python -m pytest -rA -p no:cacheprovider -q 'tests/a.py::t[1]' tests/b.py"
-
-
 def test_build_tools() -> None:
     names = list(TOOL_CLASSES)
     assert names == ["bash", "submit", "find_files", "search", "symbols", "view", "edit", "run_tests"]
-    tools = build_tools(names, command_timeout=7, test_command="pytest -x")
+    tools = build_tools(names, command_timeout=7, tests=TestRunner("pytest -x"))
     assert [tool.name for tool in tools] == names
     run_tests = tools[-1]
-    assert isinstance(run_tests, RunTestsTool) and run_tests.test_command == "pytest -x" and run_tests.timeout == 7
+    assert isinstance(run_tests, RunTestsTool) and run_tests.command(None) == "pytest -x" and run_tests.timeout == 7
     edits = [tool for tool in build_tools(["edit"]) + build_tools(["edit"]) if isinstance(tool, EditTool)]
     assert len(edits) == 2 and edits[0] is not edits[1]
     assert [tool.name for tool in default_tools()] == ["bash", "submit"]

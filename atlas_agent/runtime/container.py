@@ -18,6 +18,7 @@ from atlas_agent.errors import AtlasError, ImageMissing
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
 from atlas_agent.runtime.docker_shell import DockerExecChannel
+from atlas_agent.runtime.environment import ShellEnvironment, setup_lines
 from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
 from atlas_agent.runtime.shell import CommandResult, PersistentShell
 
@@ -54,7 +55,9 @@ class TaskContainer(cleanup.Scoped):
         instance_id: str,
         workdir: str = "/testbed",
         limits: ContainerLimits | None = None,
+        eval_script: str | None = None,
     ) -> None:
+        """`eval_script`: the task's; its environment set-up lines run in the shell before any command."""
         self._client = client
         self.image = image
         self.run_id = run_id
@@ -62,6 +65,7 @@ class TaskContainer(cleanup.Scoped):
         self.workdir = workdir
         self.limits = limits or ContainerLimits()
         self._name = container_name(run_id, instance_id)
+        self._setup = setup_lines(eval_script, workdir=workdir)
         self._id = ""
         self._shell: PersistentShell | None = None
         self._created = self._removed = False
@@ -87,11 +91,18 @@ class TaskContainer(cleanup.Scoped):
                 self._client.api.remove_container(self._id, force=True, v=True)
                 raise AtlasError(f"container {self._name} was removed while starting")
             self._client.api.start(self._id)
-            self._shell = PersistentShell(DockerExecChannel(self._client, self._id), workdir=self.workdir)
+            channel = DockerExecChannel(self._client, self._id)
+            # the image's own start-up files, then the eval script's set-up: the tests' environment
+            self._shell = PersistentShell(channel, workdir=self.workdir, rc_files=True, setup=self._setup)
             self._shell.start()
         except BaseException:
             self.remove()
             raise
+
+    @property
+    def environment(self) -> ShellEnvironment | None:
+        """How the shell's environment was established (None before start)."""
+        return self._shell.environment if self._shell else None
 
     def run(self, command: str, timeout: float = 120.0) -> CommandResult:
         if self._shell is None or self._removed:

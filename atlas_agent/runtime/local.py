@@ -31,6 +31,7 @@ import git
 from atlas_agent.errors import AtlasError
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
+from atlas_agent.runtime.environment import ShellEnvironment, setup_lines
 from atlas_agent.runtime.images import CONTEXT_IGNORE
 from atlas_agent.runtime.shell import CommandResult, PersistentShell, ShellDied
 
@@ -137,8 +138,13 @@ class LocalProcessChannel:
 class LocalWorkspace(cleanup.Scoped):
     """A task checkout on the host with the same interface as a task container."""
 
-    def __init__(self, source: Path, *, run_id: str, instance_id: str, root: Path | None = None) -> None:
+    def __init__(
+        self, source: Path, *, run_id: str, instance_id: str, root: Path | None = None, eval_script: str | None = None
+    ) -> None:
+        """`eval_script`: the task's; its environment set-up lines (activation, exports, `cd` into the
+        checkout) run in the shell before any command. This machine's own rc files are not the task's."""
         self.source = source
+        self.eval_script = eval_script
         self.run_id = run_id
         self.instance_id = instance_id
         self._root = root
@@ -166,11 +172,17 @@ class LocalWorkspace(cleanup.Scoped):
             self.workdir = str(testbed)
             self.base = commit_tree(testbed, f"{self.source.name} base")
             self._channel = LocalProcessChannel(self.workdir, shell_environment())
-            self._shell = PersistentShell(self._channel, workdir=self.workdir)
+            setup = setup_lines(self.eval_script, workdir=self.workdir)
+            self._shell = PersistentShell(self._channel, workdir=self.workdir, setup=setup)
             self._shell.start()
         except BaseException:
             self.remove()
             raise
+
+    @property
+    def environment(self) -> ShellEnvironment | None:
+        """How the shell's environment was established (None before start)."""
+        return self._shell.environment if self._shell else None
 
     def run(self, command: str, timeout: float = 120.0) -> CommandResult:
         if self._shell is None:

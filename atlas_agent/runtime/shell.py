@@ -17,6 +17,7 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from atlas_agent.errors import AtlasError
+from atlas_agent.runtime.environment import RC_FILES, SetupStep, ShellEnvironment
 
 TIMEOUT_EXIT_CODE = 137
 # After interrupting a timed-out command, how long to wait for its sentinel before restarting.
@@ -25,6 +26,17 @@ INTERRUPT_GRACE_S = 2.0
 # stderr joins stdout so their order is kept. The trap fires between two commands of the sourced
 # text (or when the running child dies) and returns from `.`; outside `.` it fails silently.
 _SETUP = "exec 2>&1\ntrap 'return 137 2>/dev/null' INT\n"
+
+# Start-up files that exist, one per line.
+_RC_LIST = " ".join(f'"{path}"' for path in RC_FILES)
+_FIND_RC = f'for f in {_RC_LIST}; do [ -f "$f" ] && printf \'%s\\n\' "$f"; done; :'
+# The interpreter the environment puts first, and its sys.prefix; in a subshell, so no variable lingers.
+_PROBE_PYTHON = (
+    "(p=$(command -v python || command -v python3) && printf '%s\\n' \"$p\""
+    " && \"$p\" -c 'import sys; print(sys.prefix)')"
+)
+# An rc file that never finishes (it waits on something) is a broken image, not a slow one.
+SETUP_TIMEOUT_S = 60.0
 
 # Run beside the shell (a separate exec or process): SIGINT the shell (mode int) or stop it for
 # good (mode kill), then freeze and kill every descendant. Found by walking /proc/*/stat because
@@ -176,10 +188,24 @@ class _Collector:
 class PersistentShell:
     """One long-lived bash: a command costs a round trip on its channel, not a new process."""
 
-    def __init__(self, channel: ShellChannel, *, workdir: str = "/testbed", max_output_bytes: int = 100_000) -> None:
+    def __init__(
+        self,
+        channel: ShellChannel,
+        *,
+        workdir: str = "/testbed",
+        max_output_bytes: int = 100_000,
+        rc_files: bool = False,
+        setup: list[str] | None = None,
+    ) -> None:
+        """`rc_files`: source the start-up files an interactive bash reads; `setup`: shell lines that
+        establish the task's environment. Both run at every (re)start, before the first command."""
         self._channel = channel
         self.workdir = workdir
         self._max_output = max_output_bytes
+        self._rc_files = rc_files
+        self._setup = list(setup or [])
+        # what the first start ran, and the interpreter it left first on PATH
+        self.environment: ShellEnvironment | None = None
         self._lock = threading.Lock()
         self._open_now = False
         self._closed = False
@@ -246,6 +272,35 @@ class PersistentShell:
             raise ShellDied(f"bash did not start in {self._channel.where}: is /bin/bash there?")
         self.pid = int(collector.render()[0].strip())
         self.cwd = collector.cwd
+        environment = self._establish()
+        if self.environment is None:
+            self.environment = environment
+        self._setup_command(f"cd -- {ansi_c_quote(cwd)} 2>/dev/null; :")  # set-up lines may have moved it
+
+    def _establish(self) -> ShellEnvironment:
+        """Sources the start-up files, then runs the set-up lines; each is recorded with its status."""
+        commands: list[tuple[str, str]] = []
+        if self._rc_files:
+            # PS1 set while it runs: many rc files return at once when it is empty (not interactive).
+            found = self._setup_command(_FIND_RC).output.split("\n")
+            commands += [(f"source {path}", f"PS1='$ ' . {ansi_c_quote(path)}") for path in found if path]
+        commands += [(line, line) for line in self._setup]
+        steps = []
+        for shown, command in commands:
+            result = self._setup_command(command)
+            steps.append(SetupStep(command=shown, exit_code=result.exit_code, output=result.output.strip()))
+        python, _, prefix = self._setup_command(_PROBE_PYTHON).output.strip().partition("\n")
+        return ShellEnvironment(steps=steps, python=python, python_prefix=prefix.strip())
+
+    def _setup_command(self, command: str) -> CommandResult:
+        collector = _Collector(self._max_output)
+        started = time.monotonic()
+        if self._exchange(collector, command, started + SETUP_TIMEOUT_S) != "done":
+            self._disconnect()
+            self._channel.check_alive()
+            raise ShellDied(f"setting up the shell in {self._channel.where} did not finish: `{command}`")
+        self.cwd = collector.cwd
+        return self._result(collector, collector.status, "", False, started)
 
     def _disconnect(self) -> None:
         self._open_now = False

@@ -11,6 +11,7 @@ from atlas_agent.models.base import ModelProvider
 from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tasks import Task
 from atlas_agent.tools.base import Workspace
+from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Choice, Trajectory
 
 
@@ -31,6 +32,10 @@ class SolveContext:
     trajectory: Trajectory
     open_workspace: WorkspaceFactory
     save: Callable[[], None]
+
+    def test_runner(self) -> TestRunner:
+        """The task's own test command, read with the official parser its row names."""
+        return TestRunner.for_task(self.task.eval_script, self.task.log_parser)
 
     def task_values(self, workdir: str) -> dict[str, Any]:
         """What prompt templates may use as `task.*`."""

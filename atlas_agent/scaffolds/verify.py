@@ -1,7 +1,7 @@
 """Test evidence for a candidate patch: apply it to a clean checkout and run the repository's tests.
 
-Results are read with the official SWE-bench pytest log parser, so "passed" here means what it
-means when the harness grades.
+The tests run with the task's own runner and are read with the official log parser its row names,
+so "passed" here means what it means when the harness grades.
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import secrets
 import shlex
 
 from pydantic import BaseModel, Field
-from swebench.harness.log_parsers.python import parse_log_pytest
 
 from atlas_agent.tools.base import Workspace
+from atlas_agent.tools.test_runner import TestRunner
 
-DEFAULT_TEST_COMMAND = "python -m pytest -rA -p no:cacheprovider"
 # The harness's own order: strict first, then more forgiving. {patch} is a quoted path.
 APPLY = (
     "git apply --verbose {patch} || git apply --verbose --3way {patch}"
@@ -37,11 +36,6 @@ class PatchEvidence(BaseModel):
         return (int(self.applied), int(self.applied and not self.failed and not self.timed_out), -len(self.failed))
 
 
-def ensure_summary_flag(command: str) -> str:
-    """The parser reads pytest's `-rA` short summary; add it when a command lacks it."""
-    return command if "-rA" in command or "pytest" not in command else command.replace("pytest", "pytest -rA", 1)
-
-
 def reset_checkout(workspace: Workspace) -> None:
     """Back to the base commit: tracked files restored, untracked ones removed."""
     workspace.run(f"cd {shlex.quote(workspace.workdir)} && git checkout -q -- . && git clean -fdq", timeout=120)
@@ -50,12 +44,14 @@ def reset_checkout(workspace: Workspace) -> None:
 def verify_patch(
     workspace: Workspace,
     patch: str,
-    test_command: str | None,
+    tests: TestRunner,
     timeout: float,
     *,
     extra_files: dict[str, str] | None = None,
+    extra_targets: list[str] | None = None,
 ) -> PatchEvidence:
-    """Apply `patch` (and write `extra_files`, e.g. a reproduction test), then run the tests.
+    """Apply `patch` (and write `extra_files`, e.g. a reproduction test), then run the task's tests
+    (and `extra_targets` beside them).
 
     `workspace` must hold an untouched checkout: a fresh container, or one after reset_checkout().
     """
@@ -70,15 +66,16 @@ def verify_patch(
             return PatchEvidence(applied=False, output_tail=applied.output[-2000:])
     for path, content in (extra_files or {}).items():
         workspace.write_file(f"{workspace.workdir}/{path}", content)
-    command = ensure_summary_flag(test_command or DEFAULT_TEST_COMMAND)
-    result = workspace.run(command, timeout=timeout)
-    statuses = parse_log_pytest(result.output, None)
+    command = tests.command.render()
+    if extra_targets:
+        command = tests.command.render(tests.command.targets + extra_targets)
+    outcome = tests.run(workspace, command, timeout)
     return PatchEvidence(
         applied=True,
         command=command,
-        exit_code=result.exit_code,
-        timed_out=result.timed_out,
-        passed=sorted(name for name, status in statuses.items() if status in ("PASSED", "XFAIL")),
-        failed=sorted(name for name, status in statuses.items() if status in ("FAILED", "ERROR")),
-        output_tail=result.output[-2000:],
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        passed=sorted(outcome.named("PASSED", "XFAIL")),
+        failed=sorted(outcome.named("FAILED", "ERROR")),
+        output_tail=outcome.log[-2000:],
     )

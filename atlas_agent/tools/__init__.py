@@ -8,10 +8,11 @@ from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspa
 from atlas_agent.tools.bash import BashTool
 from atlas_agent.tools.edit import EditTool
 from atlas_agent.tools.find_files import FindFilesTool
-from atlas_agent.tools.run_tests import RunTestsTool, test_command_from_eval_script
+from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.search import SearchTool
 from atlas_agent.tools.submit import SubmitTool
 from atlas_agent.tools.symbols import SymbolsTool
+from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.tools.view import ViewTool
 
 __all__ = [
@@ -24,13 +25,13 @@ __all__ = [
     "SearchTool",
     "SubmitTool",
     "SymbolsTool",
+    "TestRunner",
     "Tool",
     "ToolArgumentError",
     "ViewTool",
     "Workspace",
     "build_tools",
     "default_tools",
-    "test_command_from_eval_script",
 ]
 
 TOOL_CLASSES: dict[str, type[Tool]] = {
@@ -39,19 +40,19 @@ TOOL_CLASSES: dict[str, type[Tool]] = {
 }
 
 
-def build_tools(names: list[str], *, command_timeout: float = 120.0, test_command: str | None = None) -> list[Tool]:
+def build_tools(names: list[str], *, command_timeout: float = 120.0, tests: TestRunner | None = None) -> list[Tool]:
     """Fresh instances, in the order named: tools such as edit keep per-episode state."""
     unknown = [name for name in names if name not in TOOL_CLASSES]
     if unknown:
         raise ValueError(f"unknown tool {unknown[0]}; known: {', '.join(TOOL_CLASSES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"a tool is named twice in {', '.join(names)}")
-    return [_build(TOOL_CLASSES[name], command_timeout, test_command) for name in names]
+    return [_build(TOOL_CLASSES[name], command_timeout, tests) for name in names]
 
 
-def _build(cls: type[Tool], command_timeout: float, test_command: str | None) -> Tool:
+def _build(cls: type[Tool], command_timeout: float, tests: TestRunner | None) -> Tool:
     if cls is RunTestsTool:
-        return RunTestsTool(test_command, timeout=command_timeout)
+        return RunTestsTool(tests, timeout=command_timeout)
     if issubclass(cls, BashTool | WorkspaceTool):
         return cls(timeout=command_timeout)
     return cls()

@@ -1,104 +1,82 @@
-"""run_tests: run a test file, a node id or the task's own tests with pytest, and summarise the
-outcome: counts, which tests passed and failed, and the end of the output."""
+"""run_tests: run the task's tests, or some of them, with the task's own runner, and summarise the
+outcome as the official log parser reads it."""
 
 from __future__ import annotations
 
-import re
-import shlex
 import time
+from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.tools.aci import in_subshell, split_status
 from atlas_agent.tools.base import Observation, Tool, Workspace
 from atlas_agent.tools.output import bound, observe
+from atlas_agent.tools.test_command import TargetError
+from atlas_agent.tools.test_runner import TestRun, TestRunner
 
-PYTEST = "python -m pytest -rA -p no:cacheprovider -q"
 MAX_NAMES = 30
 OUTPUT_CHARS = 8_000
-START_MARKER = ": '>>>>> Start Test Output'"
-END_MARKER = ": '>>>>> End Test Output'"
-
-_SUMMARY_HEADER = re.compile(r"^=+ short test summary info =+$")
-# A failure's line ends in " - <message>"; a pass's line is the node id alone.
-_OUTCOME = re.compile(r"^(?:(PASSED) (.+)|(FAILED|ERROR) (.+?)(?: - .*)?)$")
-_COUNTS = re.compile(r"\b(\d+ (passed|failed|errors?|skipped|xfailed|xpassed)|no tests ran)\b.* in [\d.]+s")
-
-
-def test_command_from_eval_script(eval_script: str) -> str | None:
-    """The test command of a SWE-bench eval script: the lines between its start and end markers."""
-    lines = [line.strip() for line in eval_script.splitlines()]
-    try:
-        start = lines.index(START_MARKER) + 1
-        end = lines.index(END_MARKER, start)
-    except ValueError:
-        return None
-    return "\n".join(line for line in lines[start:end] if line) or None
-
-
-test_command_from_eval_script.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever pytest thinks
+_PYTEST_SUMMARY = "short test summary info"
+_ORDER = ("FAILED", "ERROR", "PASSED", "SKIPPED", "XFAIL")
+_LABELS = {"FAILED": "failed", "ERROR": "errors", "PASSED": "passed", "SKIPPED": "skipped", "XFAIL": "xfailed"}
 
 
 class RunTestsArgs(BaseModel):
     target: str | None = Field(
         default=None,
-        description="A test file or node id, e.g. tests/test_x.py or tests/test_x.py::test_y "
-        "(several separated by spaces). Omit it to run the task's tests.",
+        description="Tests to run with the task's test runner, separated by spaces: files or node ids "
+        "(tests/test_x.py, tests/test_x.py::test_y) for pytest, test labels (app.tests.SomeTests.test_y) "
+        "for a Django-style runtests.py. Omit it to run the task's tests.",
     )
 
 
 class RunTestsTool(Tool):
     name = "run_tests"
     description = (
-        "Run tests with pytest: a test file or node id, or without a target the task's tests. Reports the counts, "
-        "the names of the passed and failed tests, and the end of pytest's output."
+        "Run tests with the task's own test runner: some tests, or without a target the task's tests. Reports "
+        "which tests passed and failed (read as the grader reads them) and the end of the runner's output."
     )
     Args = RunTestsArgs
 
-    def __init__(self, test_command: str | None = None, timeout: float = 300.0) -> None:
-        self.test_command = test_command or PYTEST
+    def __init__(self, runner: TestRunner | None = None, timeout: float = 300.0) -> None:
+        self.runner = runner or TestRunner()
         self.timeout = timeout
 
     def run(self, args: RunTestsArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
         started = time.monotonic()
         try:
             command = self.command(args.target)
-        except ValueError as exc:
-            return observe(f"Cannot read the target: {exc}.", started)
-        result = workspace.run(in_subshell(workspace, command), timeout=self.timeout)
-        output, status = split_status(result.output)
-        exit_code = result.exit_code if result.timed_out else status
-        text = f"$ {command}\n{summarize(output, exit_code)}"
-        if result.timed_out:
+        except TargetError as exc:
+            return observe(f"Cannot run that target: {exc}.", started)
+        outcome = self.runner.run(workspace, command, self.timeout)
+        text = f"$ {command}\n{summarize(outcome, self.runner.parser)}"
+        if outcome.timed_out:
             text += f"\n[the tests timed out after {self.timeout:g} s and were killed]"
-        return observe(text, started, exit_code=exit_code, timed_out=result.timed_out, truncated=result.truncated)
+        return observe(text, started, exit_code=outcome.exit_code, timed_out=outcome.timed_out)
 
     def command(self, target: str | None) -> str:
         if target is None or not target.strip():
-            return self.test_command
-        return f"{PYTEST} {shlex.join(shlex.split(target))}"
+            return self.runner.command.render()
+        return self.runner.command.with_target(target)
 
 
-def summarize(output: str, exit_code: int) -> str:
-    """Counts and test names from pytest's `-rA` summary, then the rest of the output, bounded."""
-    lines = output.splitlines()
-    header = next((i for i, line in enumerate(lines) if _SUMMARY_HEADER.match(line)), None)
-    summary = lines[header + 1 :] if header is not None else lines
-    outcomes: dict[str, list[str]] = {"FAILED": [], "ERROR": [], "PASSED": []}
-    for line in summary:
-        match = _OUTCOME.match(line)
-        if match:
-            outcomes[match[1] or match[3]].append(match[2] or match[4])
-    # pytest's last line, e.g. "==== 2 failed, 16 passed in 0.12s ====" or "(no tests ran in 0.01s)"
-    counts = next((line.strip(" =()") for line in reversed(lines) if _COUNTS.search(line)), "no test counts found")
-    parts = [f"exit code {exit_code}: {counts}"]
-    for outcome, label in (("FAILED", "failed"), ("ERROR", "errors"), ("PASSED", "passed")):
-        names = outcomes[outcome]
-        if names:
-            more = f", ... and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
-            parts.append(f"{label} ({len(names)}): {', '.join(names[:MAX_NAMES])}{more}")
-    # The summary section only repeats the lists above; the tracebacks before it are what is left to show.
-    rest = "\n".join(lines[:header] if header is not None else lines)
-    shown, _ = bound(rest, OUTPUT_CHARS, tail_share=0.75)
-    parts.append(f"--- output ---\n{shown}")
-    return "\n".join(parts)
+def summarize(outcome: TestRun, parser_name: str | None) -> str:
+    """Statuses as the official parser read them, then the end of the output, bounded."""
+    head = f"exit code {outcome.exit_code}"
+    parts = []
+    if outcome.statuses is None:
+        reason = f"no official log parser named {parser_name}" if parser_name else "no official log parser for it"
+        head += f": this runner's output is not read test by test ({reason}); judge by the exit code and output"
+    else:
+        counts = Counter(outcome.statuses.values())
+        found = ", ".join(f"{counts[s]} {_LABELS[s]}" for s in _ORDER if counts[s])
+        head += f": {found or 'no test results found'} (read by {outcome.parser}, as grading reads it)"
+        for status in _ORDER[:3]:
+            names = outcome.named(status)
+            if names:
+                more = f", ... and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
+                parts.append(f"{_LABELS[status]} ({len(names)}): {', '.join(names[:MAX_NAMES])}{more}")
+    lines = outcome.log.splitlines()
+    # pytest's short summary only repeats the lists above; the tracebacks before it are what is left to show
+    cut = next((i for i, line in enumerate(lines) if _PYTEST_SUMMARY in line), None) if outcome.statuses else None
+    shown, _ = bound("\n".join(lines[:cut]), OUTPUT_CHARS, tail_share=0.75)
+    return "\n".join([head, *parts, f"--- output ---\n{shown}"])
