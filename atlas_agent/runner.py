@@ -7,7 +7,7 @@ runs/<run_id>/
   instances/<id>/patch.diff      the final diff against base_commit
   instances/<id>/status.json     how the instance ended; written last, so its presence means "done"
 Every file is written atomically, so a killed run leaves only whole files and `atlas run` with the
-same run id picks up where it stopped.
+same run id picks up where it stopped, provided it asks for the settings the run was started with.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import docker
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
@@ -55,6 +56,12 @@ class RunConfig(BaseModel, extra="forbid"):
     container: ContainerLimits = Field(default_factory=ContainerLimits)
     # docker: one task container per workspace; local: a checkout on this machine (no isolation)
     runtime: Literal["docker", "local"] = "docker"
+
+
+# What defines how an instance runs. A resumed run keeps every one of these, so that run.yaml stays
+# true of the instances finished before; workers, the selection and the cost limit may change.
+DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime", "container")
+SHOWN_CHARS = 60
 
 
 class InstanceStatus(BaseModel):
@@ -93,19 +100,31 @@ class RunDir:
         path = self.root / "run.yaml"
         if not path.is_file():
             raise AtlasError(f"{self.root} is not a run directory: it has no run.yaml")
-        return RunConfig.model_validate(yaml.safe_load(path.read_text())["config"])
+        try:
+            return RunConfig.model_validate(yaml.safe_load(path.read_text())["config"])
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise AtlasError(f"{path}: config.{where}: {error['msg']} (written by another Atlas version?)") from exc
+
+    def check_resume(self, config: RunConfig) -> None:
+        """A run that exists goes on only with the settings its finished instances ran with."""
+        if not (self.root / "run.yaml").is_file():
+            return
+        before, after = self.config().model_dump(mode="json"), config.model_dump(mode="json")
+        for key in DEFINING_KEYS:
+            difference = first_difference(key, before[key], after[key])
+            if difference is not None:
+                name, was, asked = difference
+                raise AtlasError(
+                    f"run {config.run_id} was started with {name}={shown(was)}; this command asks for {shown(asked)}: "
+                    "use a new --run-id or the same options"
+                )
 
     def write_config(self, config: RunConfig) -> None:
-        existing = self.root / "run.yaml"
-        if existing.is_file():
-            previous = self.config()
-            if (previous.dataset, previous.model, previous.scaffold) != (config.dataset, config.model, config.scaffold):
-                raise AtlasError(
-                    f"run {config.run_id} already exists with dataset {previous.dataset}, model {previous.model} "
-                    f"and scaffold {previous.scaffold_name} (as configured then): pick a new --run-id to change them"
-                )
+        self.check_resume(config)
         record = {"config": config.model_dump(mode="json"), "versions": versions(), "written_at": now_iso()}
-        write_atomic(existing, yaml.safe_dump(record, sort_keys=False))
+        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False))
 
     def write_predictions(self, model_name: str) -> Path:
         """preds.jsonl in the official format, from every finished instance on disk."""
@@ -121,6 +140,31 @@ class RunDir:
             path = self.root / "preds.jsonl"
             write_atomic(path, "".join(line + "\n" for line in lines))
             return path
+
+
+def leaves(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """Dotted keys and values of nested mappings; `type` first, so a scaffold of another type is named
+    by its type rather than by the first key that differs."""
+    if isinstance(value, dict) and value:
+        for name in sorted(value, key=lambda name: name != "type"):
+            yield from leaves(f"{key}.{name}", value[name])
+    else:
+        yield key, value
+
+
+def first_difference(key: str, before: Any, after: Any) -> tuple[str, Any, Any] | None:
+    """The first dotted key under `key` whose value differs, with both values (None where absent)."""
+    was, asked = dict(leaves(key, before)), dict(leaves(key, after))
+    for name in [*asked, *(name for name in was if name not in asked)]:
+        if name not in was or name not in asked or was[name] != asked[name]:
+            return name, was.get(name), asked.get(name)
+    return None
+
+
+def shown(value: Any) -> str:
+    """A value on one line, cut short: the key already says which prompt differs."""
+    text = value if isinstance(value, str) and "\n" not in value else json.dumps(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 ProgressHook = Callable[[InstanceStatus], None]
@@ -222,15 +266,26 @@ class Runner:
         return status
 
     def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
-        def open_workspace(label: str) -> TaskContainer | LocalWorkspace:
+        def workspace_of(label: str) -> TaskContainer | LocalWorkspace:
             instance_id = task.instance_id if label == "main" else f"{task.instance_id}.{label}"
+            run_id, setup = self.config.run_id, task.eval_script
             if self.config.runtime == "local":
                 source = checkout_source(task_repo_dir(self.config.dataset), task.repo)
-                return LocalWorkspace(source, run_id=self.config.run_id, instance_id=instance_id)
+                return LocalWorkspace(source, run_id=run_id, instance_id=instance_id, eval_script=setup)
             if self.client is None:
                 raise AtlasError("the docker runtime needs a Docker client: pass one to the Runner")
-            run_id, limits = self.config.run_id, self.config.container
-            return TaskContainer(self.client, task.image, run_id=run_id, instance_id=instance_id, limits=limits)
+            limits = self.config.container
+            return TaskContainer(
+                self.client, task.image, run_id=run_id, instance_id=instance_id, limits=limits, eval_script=setup
+            )
+
+        @contextmanager
+        def open_workspace(label: str) -> Iterator[TaskContainer | LocalWorkspace]:
+            with workspace_of(label) as workspace:
+                # every workspace of a task is set up alike: the first one's record stands for all
+                if trajectory.environment is None:
+                    trajectory.environment = workspace.environment
+                yield workspace
 
         context = SolveContext(
             task=task,

@@ -9,7 +9,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.fsutil import write_json
-from atlas_agent.models.base import RetryRecord, ToolCall, Usage
+from atlas_agent.models.base import RetryRecord, Sampling, ToolCall, Usage
+from atlas_agent.runtime.environment import ShellEnvironment
 from atlas_agent.tools.base import Observation
 
 
@@ -59,6 +60,7 @@ class Stage(BaseModel):
 
     name: str
     started_at: str = Field(default_factory=lambda: now_iso())
+    sampling: Sampling | None = None  # what the stage's model calls were sampled with
     steps: list[Step] = Field(default_factory=list)
     result: dict[str, Any] = Field(default_factory=dict)
 
@@ -67,6 +69,10 @@ class Trajectory(BaseModel):
     instance_id: str
     model: str
     started_at: str = Field(default_factory=now_iso)
+    # what the episode's model was sampled with; None where the scaffold runs no single conversation
+    sampling: Sampling | None = None
+    # how the task's shell was set up (start-up files, eval-script activation) and the Python it got
+    environment: ShellEnvironment | None = None
     system_prompt: str = ""
     instance_prompt: str = ""
     steps: list[Step] = Field(default_factory=list)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall, ToolSpec, Turn
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolCall, ToolSpec, Turn
 from atlas_agent.models.claude import ClaudeModel
 from atlas_agent.models.options import PRICES, parse_model_options
 from atlas_agent.runtime.prepare import prepare_images
@@ -136,7 +136,7 @@ def test_cache_breakpoints_roll_and_cached_tokens_are_reported(server: Anthropic
 
 def test_thinking_blocks_are_kept_and_sent_back(server: AnthropicServer) -> None:
     server.script = [{**bash(text="Listing."), "thinking": "Start by looking around."}, {"text": "Done."}]
-    claude = model(server, "thinking_budget=2048", "max_output_tokens=1000", temperature=0.7)
+    claude = model(server, "thinking_budget=2048", "max_output_tokens=1000", sampling=Sampling(temperature=0.7))
     messages = opening()
     turn = claude.complete(messages, TOOLS)
     assert turn.text == "Listing.", "thinking stays out of the visible text"
@@ -148,23 +148,28 @@ def test_thinking_blocks_are_kept_and_sent_back(server: AnthropicServer) -> None
     first, second = (r.body for r in server.requests)
     assert first["thinking"] == {"type": "enabled", "budget_tokens": 2048}
     assert first["max_tokens"] == 2048 + 1024 and "temperature" not in first
+    assert claude.sampling == Sampling(temperature=None, max_output_tokens=2048 + 1024), "what was sent, recorded"
     assert second["messages"][1]["content"][0] == turn.provider_blocks[0]
 
 
-def test_temperature_per_conversation_overrides_the_option(server: AnthropicServer) -> None:
-    server.script = [{"text": "a"}, {"text": "b"}]
-    model(server, "temperature=0.2").complete(opening(), TOOLS)
-    model(server, "temperature=0.2", temperature=0.9).complete(opening(), TOOLS)
-    assert [r.body["temperature"] for r in server.requests] == [0.2, 0.9]
+def test_sampling_per_conversation_overrides_the_options(server: AnthropicServer) -> None:
+    server.script = [{"text": "a"}, {"text": "b"}, {"text": "c"}]
+    run_options = ("temperature=0.2", "max_output_tokens=700")
+    model(server, *run_options).complete(opening(), TOOLS)
+    model(server, *run_options, sampling=Sampling(temperature=0.9)).complete(opening(), TOOLS)
+    model(server, *run_options, sampling=Sampling(max_output_tokens=321)).complete(opening(), TOOLS)
+    sent = [(r.body["temperature"], r.body["max_tokens"]) for r in server.requests]
+    assert sent == [(0.2, 700), (0.9, 700), (0.2, 321)]
 
 
 def test_a_model_that_refuses_temperature_is_asked_again_without(server: AnthropicServer) -> None:
     server.script = [{"text": "a"}, {"text": "b"}]
-    claude = model(server, spec="claude-opus-4-7", temperature=0.9)
+    claude = model(server, spec="claude-opus-4-7", sampling=Sampling(temperature=0.9))
     first = claude.complete(opening(), TOOLS)
     assert first.text == "a" and "temperature is deprecated" in first.retries[0].error.replace("`", "")
     assert claude.complete(opening(), TOOLS).retries == [], "the conversation remembers"
     assert ["temperature" in r.body for r in server.requests] == [True, False, False]
+    assert claude.sampling.temperature is None
 
 
 def test_rate_limit_burst_waits_as_long_as_the_server_asks(server: AnthropicServer) -> None:
@@ -286,10 +291,10 @@ def tally_image(docker_client: Any) -> None:
     )
 
 
-def claude_run(tmp_path: Path, port: int, run_id: str) -> Path:
+def claude_run(tmp_path: Path, port: int, run_id: str, *extra: str) -> Path:
     env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": KEY}
     args = ["--dataset", "atlas-mini", "--instances", "atlas__tally-2", "--scaffold", "tools"]
-    args += ["--model", "claude-sonnet-4-5", "--run-id", run_id, "-M", "retry.initial_wait_s=0.05"]
+    args += ["--model", "claude-sonnet-4-5", "--run-id", run_id, "-M", "retry.initial_wait_s=0.05", *extra]
     result = atlas("run", *args, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     return tmp_path / "runs" / run_id
@@ -331,3 +336,17 @@ def test_claude_refusal_ends_the_instance_as_a_model_error(tmp_path: Path, tally
     assert status["state"] == "error" and status["stop_reason"] == "model_error"
     assert "400 invalid_request_error: messages.1.content.0: tool_use ids must be unique" in status["error"]
     assert_key_never_written(run_dir)
+
+
+@pytest.mark.docker
+def test_scaffold_sampling_overrides_the_run_options_on_the_wire(
+    tmp_path: Path, tally_image: None, api_process: Any
+) -> None:
+    script = tmp_path / "submit.yaml"
+    script.write_text("- tool_use: {name: submit, input: {}}\n")
+    overrides = ["-c", "sampling.temperature=0.9", "-c", "sampling.max_output_tokens=321"]
+    run_dir = claude_run(tmp_path, api_process(script), "claude-sampling", "-M", "temperature=0.2", *overrides)
+    [sent] = [json.loads(line)["body"] for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert (sent["temperature"], sent["max_tokens"]) == (0.9, 321)
+    trajectory = json.loads((run_dir / "instances" / "atlas__tally-2" / "trajectory.json").read_text())
+    assert trajectory["sampling"] == {"temperature": 0.9, "max_output_tokens": 321}

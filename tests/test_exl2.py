@@ -12,9 +12,18 @@ from typing import Any
 
 import pytest
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec
+from atlas_agent.models import exl2
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec
 from atlas_agent.models.chat_template import CHATML_TEMPLATE
-from atlas_agent.models.exl2 import Exl2Runtime, flash_attn_version, model_chat_format, paged_supported, plan_cache
+from atlas_agent.models.exl2 import (
+    Exl2Provider,
+    Exl2Runtime,
+    flash_attn_version,
+    model_chat_format,
+    paged_supported,
+    plan_cache,
+)
+from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.prepare import exllama_config, quantized_bits, resolve_source
 from atlas_agent.models.vram import CacheType, PlanDoesNotFit
 from helpers import atlas, one_line_error
@@ -237,3 +246,23 @@ def test_the_driver_serves_concurrent_jobs_and_survives_refusals_and_failures() 
     while not generator.cancelled and time.monotonic() < deadline:
         time.sleep(0.01)
     assert len(generator.cancelled) == 1 and not generator.jobs
+
+
+def test_a_conversations_sampling_reaches_the_generator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime, _generator = scripted_runtime()
+    runtime.chat = model_chat_format(_model_dir(tmp_path, tokenizer_config__json={"eos_token": "<|im_end|>"}))
+    asked: list[tuple[float | None, int]] = []
+    scripted_job = runtime._new_job
+
+    def recording_job(input_ids: Any, max_tokens: int, stops: list[Any], temperature: float | None, key: int) -> Any:
+        asked.append((temperature, max_tokens))
+        return scripted_job(input_ids, max_tokens, stops, temperature, key)
+
+    runtime._new_job = recording_job  # type: ignore[method-assign]
+    monkeypatch.setattr(exl2, "load_runtime", lambda _model_dir: runtime)
+    provider = Exl2Provider(tmp_path, ModelOptions(temperature=0.2, max_output_tokens=900))
+    for sampling in (None, Sampling(temperature=0.9, max_output_tokens=321), Sampling(max_output_tokens=5)):
+        model = provider.for_instance("x", sampling=sampling)
+        model.complete([Message(role="user", content="fix the bug")], [])
+    assert asked == [(0.2, 900), (0.9, 321), (0.2, 5)]
+    assert model.sampling == Sampling(temperature=0.2, max_output_tokens=5)

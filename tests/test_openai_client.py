@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall
+from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, Sampling, ToolCall
 from atlas_agent.models.openai_client import OpenAIProvider, retry_after, split_spec, turn_from_reply
 from atlas_agent.models.options import ModelOptions, parse_model_options
 from atlas_agent.models.retry import RetryPolicy
@@ -43,11 +43,11 @@ def server() -> Iterator[OpenAIServer]:
         yield running
 
 
-def model(server: OpenAIServer, *options: str, temperature: float | None = None, name: str = MODEL) -> Model:
+def model(server: OpenAIServer, *options: str, sampling: Sampling | None = None, name: str = MODEL) -> Model:
     provider = open_provider(
         f"openai:{server.url}/{name}", parse_model_options(list(options)).model_copy(update={"retry": FAST})
     )
-    return provider.for_instance("atlas__tally-2", temperature=temperature)
+    return provider.for_instance("atlas__tally-2", sampling=sampling)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,9 @@ def test_request_carries_the_conversation_and_tools(server: OpenAIServer) -> Non
         Message(role="assistant", content="No call here."),
         Message(role="user", content="Your reply contained no tool call."),
     ]
-    model(server, "max_output_tokens=512", "temperature=0.2", temperature=0.7).complete(history, TOOLS)
+    model(server, "max_output_tokens=512", "temperature=0.2", sampling=Sampling(temperature=0.7)).complete(
+        history, TOOLS
+    )
     [request] = server.requests
     assert "authorization" not in request.headers
     body = request.body
@@ -367,3 +369,47 @@ def test_tools_scaffold_resolves_a_task_through_a_local_server(
     for usage in (status["usage"], report["usage"]):
         assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
         assert usage["gpu_seconds"] > 0 and usage["cost_usd"] == 0.0
+
+
+@pytest.mark.docker
+def test_scaffold_sampling_reaches_the_server(tmp_path: Path, docker_client: Any) -> None:
+    """A scaffold's `sampling:` (YAML or -c) overrides the run's -M values on the wire; best-of-k's
+    per-attempt temperatures override both; without either, -M applies as before."""
+    task = next(t for t in load_tasks("atlas-mini") if t.instance_id == "atlas__tally-2")
+    prepare_images(docker_client, [task], MINI_SUITE_DIR)
+    script = tmp_path / "submits.yaml"
+    script.write_text("turns:\n" + "  - tool_call: {name: submit, arguments: {}}\n" * 6)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text((REPO / "scaffolds" / "tools.yaml").read_text() + "sampling:\n  temperature: 0.3\n")
+    with serve_script(tmp_path, script) as (port, log):
+
+        def run(run_id: str, *args: str) -> dict[str, Any]:
+            result = atlas(
+                "run", "--dataset", "atlas-mini", "--instances", task.instance_id, "--run-id", run_id,
+                "--model", f"openai:http://127.0.0.1:{port}/v1/{MODEL}", "-M", "temperature=0.1",
+                "-M", "max_output_tokens=999", *args, cwd=tmp_path,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            path = tmp_path / "runs" / run_id / "instances" / task.instance_id / "trajectory.json"
+            trajectory: dict[str, Any] = json.loads(path.read_text())
+            return trajectory
+
+        by_override = run("override", "-c", "sampling.temperature=0.9", "-c", "sampling.max_output_tokens=321")
+        by_file = run("file", "--scaffold", str(mine))
+        by_options = run("options")
+        best = run("best", "--scaffold", "best-of-k", "-c", "attempt.sampling.max_output_tokens=222")
+        sent = [json.loads(line)["body"] for line in log.read_text().splitlines()]
+    assert [(body["temperature"], body["max_tokens"]) for body in sent] == [
+        (0.9, 321),
+        (0.3, 999),
+        (0.1, 999),
+        (0.0, 222),
+        (0.7, 222),
+        (1.0, 222),
+    ]
+    assert by_override["sampling"] == {"temperature": 0.9, "max_output_tokens": 321}
+    assert by_file["sampling"] == {"temperature": 0.3, "max_output_tokens": 999}
+    assert by_options["sampling"] == {"temperature": 0.1, "max_output_tokens": 999}
+    assert [a["sampling"] for a in best["attempts"]] == [
+        {"temperature": t, "max_output_tokens": 222} for t in (0.0, 0.7, 1.0)
+    ]

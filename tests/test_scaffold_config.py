@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from atlas_agent.models.base import Sampling
 from atlas_agent.scaffolds.loader import ScaffoldError, bundled_names, load_scaffold
 from helpers import atlas, one_line_error
 
@@ -89,3 +90,43 @@ def test_cli_lists_scaffolds_and_rejects_bad_ones(tmp_path: Path) -> None:
         assert name in listed.stdout
     line = one_line_error(atlas("run", "--scaffold", "bash-only", "-c", "limits.max_steps=x", cwd=tmp_path))
     assert "limits.max_steps" in line and "from override" in line
+
+
+def test_an_unknown_tool_is_refused_at_load_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("tools: [bash, submit]", "tools:\n  - bash\n  - grep\n  - submit"))
+    assert error_of(path) == (
+        f"{path}:4: tools.1: unknown tool 'grep' "
+        "(known: bash, submit, find_files, search, symbols, view, edit, run_tests)"
+    )
+    assert "tool 'bash' is named twice" in error_of(path, ["tools=[bash, submit, bash]"])
+
+
+def test_best_of_k_attempt_tools_are_checked_too(tmp_path: Path) -> None:
+    inline = "type: best-of-k\nreview:\n  instance: pick\nattempt:\n" + "".join(
+        f"  {line}\n" for line in MINIMAL.replace("[bash, submit]", "[bash, submit, serch]").splitlines()
+    )
+    path = write(tmp_path, inline)
+    assert error_of(path).startswith(f"{path}:6: attempt.tools.2: unknown tool 'serch' (known: bash, submit, ")
+    message = error_of("best-of-k", ["attempt.tools=[bash, grep]"])
+    assert (
+        "attempt.tools.1: unknown tool 'grep'" in message and "(from override 'attempt.tools=[bash, grep]')" in message
+    )
+
+
+def test_sampling_is_unset_unless_a_scaffold_sets_it(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "sampling:\n  temperature: 0.3\n")
+    assert load_scaffold("tools").sampling == Sampling()
+    loaded = load_scaffold(path, ["sampling.max_output_tokens=321"])
+    assert loaded.sampling == Sampling(temperature=0.3, max_output_tokens=321)
+    assert "sampling.temprature: unknown key" in error_of(path, ["sampling.temprature=1"])
+    assert "sampling.temperature:" in error_of(path, ["sampling.temperature=3"])
+    assert "temperatures.0:" in error_of("best-of-k", ["temperatures=[5]"]), "refused before any attempt runs"
+
+
+def test_cli_refuses_an_unknown_tool_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("[bash, submit]", "[bash, grep, submit]"))
+    result = atlas("run", "--scaffold", path, "--model", "replay:atlas-mini-demo", cwd=tmp_path)
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert f"{path}:2: tools.1: unknown tool 'grep' (known: bash, submit," in line
+    assert not (tmp_path / "runs").exists(), "nothing ran"

@@ -9,6 +9,7 @@ from atlas_agent.models.base import (
     Model,
     ModelError,
     ModelProvider,
+    Sampling,
     ToolCall,
     ToolSpec,
     Turn,
@@ -23,6 +24,7 @@ __all__ = [
     "ModelError",
     "ModelOptions",
     "ModelProvider",
+    "Sampling",
     "ToolCall",
     "ToolSpec",
     "Turn",
@@ -42,7 +44,7 @@ def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvid
     kind, _, rest = spec.partition(":")
     if kind == "replay" and rest:
         bundled = BUNDLED_REPLAYS / f"{rest}.yaml"
-        return ReplayProvider(bundled if bundled.is_file() and not Path(rest).exists() else Path(rest))
+        return ReplayProvider(bundled if bundled.is_file() and not Path(rest).exists() else Path(rest), options)
     if spec.startswith("claude-") or (kind == "anthropic" and rest):
         from atlas_agent.models.claude import ClaudeProvider  # the SDK loads only when a Claude run needs it
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from atlas_agent.errors import AtlasError
 
@@ -83,8 +83,31 @@ class Turn(BaseModel):
     format_error: str | None = None
 
 
+_Base = TypeVar("_Base", bound="Sampling")
+
+
+class Sampling(BaseModel):
+    """How replies are sampled. Set at three levels, the nearest winning: a best-of-k attempt's or a
+    pipeline stage's temperature, a scaffold's `sampling:`, the run's `-M`. None leaves a value to the
+    level below it, and in the end to the backend's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_output_tokens: int | None = Field(None, ge=1, description="the reply's token limit (`max_tokens`)")
+
+    def over(self, base: _Base) -> _Base:
+        """`base` (a Sampling, or the run's ModelOptions) with these values where they are set."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class Model(Protocol):
     """A conversation partner for one task instance."""
+
+    @property
+    def sampling(self) -> Sampling:
+        """What this conversation samples with, as sent to the backend (None: the backend's default)."""
+        ...
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn: ...
 
@@ -93,10 +116,10 @@ class ModelProvider(Protocol):
     """Creates a fresh model per instance, so per-instance state (scripts, caches) never leaks.
 
     `variant` names one of several independent conversations about the same instance (a best-of-k
-    attempt, a pipeline stage); `temperature` overrides the sampling temperature for it.
+    attempt, a pipeline stage); `sampling` is that conversation's own, over the run's `-M` values.
     """
 
     @property
     def name(self) -> str: ...
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> Model: ...
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Model: ...

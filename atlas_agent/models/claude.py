@@ -19,7 +19,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message as ApiMessage
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, RetryRecord, ToolSpec, Turn
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, RetryRecord, Sampling, ToolSpec, Turn
 from atlas_agent.models.claude_format import parse_reply, reply_usage, request_body
 from atlas_agent.models.options import ModelOptions, price_for
 from atlas_agent.models.retry import Retryable, call_with_retries
@@ -72,13 +72,10 @@ def translate_error(model_id: str, error: anthropic.APIError) -> Exception:
 class ClaudeModel:
     """One conversation; the HTTP client is shared by every instance of the run (it is thread-safe)."""
 
-    def __init__(
-        self, client: anthropic.Anthropic, model_id: str, options: ModelOptions, temperature: float | None
-    ) -> None:
+    def __init__(self, client: anthropic.Anthropic, model_id: str, options: ModelOptions) -> None:
         self._client = client
         self._model_id = model_id
-        self._options = options
-        self._temperature = temperature
+        self._options = options  # the run's, under this conversation's own sampling
 
     def settings(self) -> dict[str, Any]:
         """create() arguments besides the prompt. Thinking needs max_tokens above its budget and forbids a
@@ -89,9 +86,16 @@ class ClaudeModel:
             max_tokens = max(self._options.max_output_tokens, budget + ANSWER_ROOM_TOKENS)
             return {"max_tokens": max_tokens, "thinking": {"type": "enabled", "budget_tokens": budget}}
         settings: dict[str, Any] = {"max_tokens": self._options.max_output_tokens}
-        if self._temperature is not None:
-            settings["extra_body"] = {"temperature": self._temperature}
+        if self._options.temperature is not None:
+            settings["extra_body"] = {"temperature": self._options.temperature}
         return settings
+
+    @property
+    def sampling(self) -> Sampling:
+        """What is sent: with extended thinking, no temperature and max_tokens above the budget."""
+        settings = self.settings()
+        temperature = settings.get("extra_body", {}).get("temperature")
+        return Sampling(temperature=temperature, max_output_tokens=settings["max_tokens"])
 
     def _create(self, messages: list[Message], tools: list[ToolSpec]) -> tuple[ApiMessage, list[RetryRecord]]:
         arguments = {"model": self._model_id, **self.settings(), **request_body(messages, tools)}
@@ -109,11 +113,11 @@ class ClaudeModel:
         try:
             reply, retries = self._create(messages, tools)
         except ModelError as exc:
-            if self._temperature is None or not _NO_TEMPERATURE.search(str(exc)):
+            if self._options.temperature is None or not _NO_TEMPERATURE.search(str(exc)):
                 raise
             # A model without sampling parameters: the rest of the conversation runs at its default
             # temperature, and the refusal stays on record as the first attempt.
-            self._temperature = None
+            self._options = self._options.model_copy(update={"temperature": None})
             reply, later = self._create(messages, tools)
             refused = RetryRecord(attempt=1, wait_s=0.0, error=f"{exc} (asked again without temperature)")
             retries = [refused, *(r.model_copy(update={"attempt": r.attempt + 1}) for r in later)]
@@ -154,7 +158,6 @@ class ClaudeProvider:
     def name(self) -> str:
         return f"claude:{self.model_id}"
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> ClaudeModel:
-        """`temperature` (best-of-k diversity) overrides `-M temperature`; ignored with extended thinking."""
-        chosen = temperature if temperature is not None else self.options.temperature
-        return ClaudeModel(self._client, self.model_id, self.options, chosen)
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> ClaudeModel:
+        """`sampling` overrides `-M temperature` / `max_output_tokens`; extended thinking ignores temperature."""
+        return ClaudeModel(self._client, self.model_id, self.options.with_sampling(sampling))

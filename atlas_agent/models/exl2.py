@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec, Turn, Usage
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, ChatFormat
 from atlas_agent.models.exl2_attention import route_decode_through_sdpa
 from atlas_agent.models.local import STOP, reply_budget
@@ -304,11 +304,15 @@ def load_runtime(model_dir: Path, **settings: Any) -> Exl2Runtime:
 class Exl2Model:
     """One agent's conversation with the shared runtime."""
 
-    def __init__(self, runtime: Exl2Runtime, options: ModelOptions, temperature: float | None) -> None:
+    def __init__(self, runtime: Exl2Runtime, options: ModelOptions) -> None:
         self._runtime = runtime
-        self._options = options
-        self._temperature = temperature
+        self._options = options  # the run's, under this conversation's own sampling
         self._turns = 0
+
+    @property
+    def sampling(self) -> Sampling:
+        # no temperature is greedy decoding: say so, rather than leave the default unnamed
+        return Sampling(temperature=self._options.temperature or 0.0, max_output_tokens=self._options.max_output_tokens)
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
         started = time.monotonic()
@@ -318,7 +322,7 @@ class Exl2Model:
         max_tokens = reply_budget(prompt_tokens, runtime.context, self._options.max_output_tokens)
         deadline = started + self._options.timeout_s
         pieces: list[str] = []
-        stream = runtime.generate(prompt, max_tokens=max_tokens, temperature=self._temperature, stop=[])
+        stream = runtime.generate(prompt, max_tokens=max_tokens, temperature=self._options.temperature, stop=[])
         finish: Finish | None = None
         try:
             while time.monotonic() < deadline:
@@ -359,6 +363,6 @@ class Exl2Provider:
     def context_window(self) -> int:
         return self.runtime.context
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> Exl2Model:
-        chosen = temperature if temperature is not None else self.options.temperature
-        return Exl2Model(self.runtime, self.options, chosen)
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Exl2Model:
+        """`sampling` overrides `-M temperature` / `max_output_tokens`."""
+        return Exl2Model(self.runtime, self.options.with_sampling(sampling))

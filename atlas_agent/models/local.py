@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec, Turn, Usage
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
@@ -183,12 +183,16 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Loaded
 class LocalModel:
     """One conversation with the shared engine."""
 
-    def __init__(self, engine: LoadedModel, options: ModelOptions, temperature: float, seed: int) -> None:
+    def __init__(self, engine: LoadedModel, options: ModelOptions, seed: int) -> None:
         self._engine = engine
-        self._options = options
-        self._temperature = temperature
+        self._options = options  # the run's, under this conversation's own sampling
         self._seed = seed
         self._turns = 0
+
+    @property
+    def sampling(self) -> Sampling:
+        # no temperature is greedy decoding: say so, rather than leave the default unnamed
+        return Sampling(temperature=self._options.temperature or 0.0, max_output_tokens=self._options.max_output_tokens)
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
         started = time.monotonic()
@@ -220,7 +224,7 @@ class LocalModel:
                 reply = engine.llm.create_completion(
                     prompt=tokens,  # tokens, not text: what was counted is exactly what is read
                     max_tokens=max_tokens,
-                    temperature=self._temperature,  # 0 is greedy decoding
+                    temperature=self._options.temperature or 0.0,  # 0 is greedy decoding
                     stop=STOP,
                     seed=self._seed,
                     stopping_criteria=StoppingCriteriaList([past_deadline]),
@@ -264,12 +268,11 @@ class LocalProvider:
         """The window the engine was loaded with; scaffolds fit their history to it."""
         return self.engine.n_ctx
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> LocalModel:
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> LocalModel:
         """Greedy unless a temperature is set; sampled runs get a seed of their own per instance and
         variant, so best-of-k attempts differ from each other yet a rerun repeats them."""
-        chosen = temperature if temperature is not None else self.options.temperature
         seed = zlib.crc32(f"{self.seed}/{instance_id}/{variant}".encode())
-        return LocalModel(self.engine, self.options, chosen or 0.0, seed)
+        return LocalModel(self.engine, self.options.with_sampling(sampling), seed)
 
 
 def open_local(kind: str, rest: str, options: ModelOptions | None = None) -> LocalProvider:

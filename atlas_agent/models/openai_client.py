@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx2
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolCall, ToolSpec, Turn, Usage
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import Retryable, call_with_retries
 from atlas_agent.models.toolcall_parser import ArgumentsError, decode_arguments, parse_tool_calls
@@ -161,13 +161,17 @@ def turn_from_reply(reply: dict[str, Any], tool_names: set[str], id_prefix: str)
 class OpenAIModel:
     """One conversation; the HTTP client is the provider's, shared by every instance (it is thread-safe)."""
 
-    def __init__(self, provider: OpenAIProvider, temperature: float | None) -> None:
+    def __init__(self, provider: OpenAIProvider, options: ModelOptions) -> None:
         self._provider = provider
-        self._temperature = temperature
+        self._options = options  # the run's, under this conversation's own sampling
         self._turns = 0
 
+    @property
+    def sampling(self) -> Sampling:
+        return self._options.sampling
+
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
-        options = self._provider.options
+        options = self._options
         body: dict[str, Any] = {
             "model": self._provider.model,
             "messages": wire_messages(messages),
@@ -175,8 +179,8 @@ class OpenAIModel:
         }
         if tools:
             body |= {"tools": wire_tools(tools), "tool_choice": "auto"}
-        if self._temperature is not None:
-            body["temperature"] = self._temperature
+        if options.temperature is not None:
+            body["temperature"] = options.temperature
         started = time.monotonic()
         (reply, served_s), retries = call_with_retries(
             lambda: self._provider.post(body), options.retry, what=f"POST {self._provider.endpoint}"
@@ -210,9 +214,9 @@ class OpenAIProvider:
     def name(self) -> str:
         return f"openai:{self.model}"
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> OpenAIModel:
-        """`temperature` (best-of-k diversity) overrides `-M temperature`."""
-        return OpenAIModel(self, temperature if temperature is not None else self.options.temperature)
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> OpenAIModel:
+        """`sampling` overrides `-M temperature` / `max_output_tokens`."""
+        return OpenAIModel(self, self.options.with_sampling(sampling))
 
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
         """One attempt: the reply and how long the server took; failures sorted into retry or not."""

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atlas_agent.models.base import ModelError, Usage
+from atlas_agent.models.base import ModelError, Sampling, Usage
 from atlas_agent.models.retry import RetryPolicy
 
 
@@ -51,13 +51,13 @@ def price_for(model_id: str, override: Price | None = None) -> Price | None:
     return PRICES[max(matches, key=len)] if matches else None
 
 
-class ModelOptions(BaseModel):
-    """What `-M key=value` may set; unknown keys are errors."""
+class ModelOptions(Sampling):
+    """What `-M key=value` may set; unknown keys are errors. The sampling keys (`temperature`,
+    `max_output_tokens`) are the run's defaults: a scaffold's `sampling:` overrides them."""
 
     model_config = ConfigDict(extra="forbid")
 
     max_output_tokens: int = Field(4096, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
     thinking_budget: int | None = Field(None, ge=1024, description="extended thinking tokens (Claude)")
     price: Price | None = None
     gpu_count: int = Field(1, ge=1, description="GPUs behind a local server, for GPU-second costs")
@@ -65,6 +65,14 @@ class ModelOptions(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
+
+    def with_sampling(self, sampling: Sampling | None) -> ModelOptions:
+        """These options for one conversation: its own sampling (None: none) over the run's."""
+        return self if sampling is None else sampling.over(self)
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(temperature=self.temperature, max_output_tokens=self.max_output_tokens)
 
 
 def parse_model_options(items: list[str]) -> ModelOptions:

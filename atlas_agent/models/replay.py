@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from atlas_agent.models.base import Message, ModelError, ToolCall, ToolSpec, Turn
+from atlas_agent.models.base import Message, ModelError, Sampling, ToolCall, ToolSpec, Turn
+from atlas_agent.models.options import ModelOptions
 
 
 class ReplayStep(BaseModel, extra="forbid"):
@@ -76,9 +77,10 @@ class ReplayScript(BaseModel, extra="forbid"):
 
 
 class ReplayModel:
-    def __init__(self, steps: list[ReplayStep], instance_id: str) -> None:
+    def __init__(self, steps: list[ReplayStep], instance_id: str, sampling: Sampling) -> None:
         self._steps = steps
         self._instance_id = instance_id
+        self.sampling = sampling  # kept for the record: a script has nothing to sample
         self._next = 0
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
@@ -93,15 +95,18 @@ class ReplayModel:
 
 
 class ReplayProvider:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, options: ModelOptions | None = None) -> None:
         self.path = path
         self.script = ReplayScript.load(path)
+        self.options = options or ModelOptions()
 
     @property
     def name(self) -> str:
         return f"replay:{self.path.stem}"
 
-    def for_instance(self, instance_id: str, *, variant: str = "", temperature: float | None = None) -> ReplayModel:
-        """A script is deterministic: `temperature` has nothing to vary."""
+    def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> ReplayModel:
+        """A script is deterministic: the sampling a real backend would use is kept, with nothing to vary."""
         label = f"{instance_id}#{variant}" if variant else instance_id
-        return ReplayModel(self.script.steps_for(instance_id, variant), label)
+        return ReplayModel(
+            self.script.steps_for(instance_id, variant), label, self.options.with_sampling(sampling).sampling
+        )

@@ -7,6 +7,7 @@ between candidates.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections import Counter
 from typing import Any
@@ -14,14 +15,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import AgentStop, limit_exceeded, render
-from atlas_agent.models.base import Message, ModelError
+from atlas_agent.models.base import Message, ModelError, Sampling
 from atlas_agent.scaffolds.base import SolveContext, TaskWorkspace, submit_choice
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig
 from atlas_agent.scaffolds.edits import Edit, EditRejected, apply_edits, code_snippets, file_outlines
 from atlas_agent.scaffolds.history import estimate_tokens
 from atlas_agent.scaffolds.structured import ask
-from atlas_agent.scaffolds.verify import DEFAULT_TEST_COMMAND, reset_checkout, verify_patch
-from atlas_agent.tools.run_tests import test_command_from_eval_script
+from atlas_agent.scaffolds.verify import reset_checkout, verify_patch
+from atlas_agent.tools.test_command import DEFAULT_PYTEST
+from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Candidate, Choice, Stage
 
 
@@ -88,8 +90,11 @@ class AgentlessScaffold:
             raise ModelError(f"the {stage_name} prompt does not fit the {self.config.context_window}-token window")
         stage = Stage(name=stage_name)
         ctx.trajectory.stages.append(stage)
-        temperature = answer.pop("temperature", None)
-        model = ctx.provider.for_instance(ctx.task.instance_id, variant=stage_name, temperature=temperature)
+        own = Sampling(temperature=answer.pop("temperature", None))
+        model = ctx.provider.for_instance(
+            ctx.task.instance_id, variant=stage_name, sampling=own.over(self.config.sampling)
+        )
+        stage.sampling = model.sampling
         result = ask(model, messages, stage=stage, **answer)
         stage.result = result.model_dump()
         ctx.save()
@@ -139,7 +144,7 @@ class AgentlessScaffold:
     def _repair(
         self, ctx: SolveContext, workspace: TaskWorkspace, snippets: list[dict[str, Any]], number: int
     ) -> Candidate:
-        temperatures = self.config.temperatures or [0.0]
+        temperatures = self.config.temperatures
         answer: EditsAnswer = self._ask(
             ctx,
             f"repair-{number}",
@@ -148,7 +153,7 @@ class AgentlessScaffold:
             name="propose_edits",
             description="Search/replace edits that fix the issue.",
             schema=EditsAnswer,
-            temperature=temperatures[(number - 1) % len(temperatures)],
+            temperature=temperatures[(number - 1) % len(temperatures)] if temperatures else None,
         )
         candidate = Candidate(id=f"repair-{number}", source=f"repair-{number}", patch="")
         reset_checkout(workspace)
@@ -175,13 +180,10 @@ class AgentlessScaffold:
             schema=TestFileAnswer,
         )
         reset_checkout(workspace)
-        base = verify_patch(
-            workspace,
-            "",
-            f"python -m pytest -rA -p no:cacheprovider {answer.path}",
-            self.config.verify_timeout,
-            extra_files={answer.path: answer.content},
-        )
+        # the prompt asks for a pytest file: it runs with pytest, whatever the repository's own runner
+        pytest = TestRunner(f"{DEFAULT_PYTEST} {shlex.quote(answer.path)}")
+        written = {answer.path: answer.content}
+        base = verify_patch(workspace, "", pytest, self.config.verify_timeout, extra_files=written)
         stage = ctx.trajectory.stages[-1]
         stage.result["fails_on_base"] = bool(base.failed) or base.exit_code not in (0, None)
         if not stage.result["fails_on_base"]:
@@ -190,14 +192,19 @@ class AgentlessScaffold:
         return answer
 
     def _validate(self, ctx: SolveContext, workspace: TaskWorkspace, test: TestFileAnswer | None) -> None:
-        command = test_command_from_eval_script(ctx.task.eval_script or "")
+        tests = ctx.test_runner()
         extra = {test.path: test.content} if test else {}
         for candidate in ctx.trajectory.candidates:
             if candidate.rejected:
                 continue
             reset_checkout(workspace)
             evidence = verify_patch(
-                workspace, candidate.patch, _with_file(command, test), self.config.verify_timeout, extra_files=extra
+                workspace,
+                candidate.patch,
+                tests,
+                self.config.verify_timeout,
+                extra_files=extra,
+                extra_targets=[test.path] if test else None,
             )
             reproduced = [name for name in evidence.passed if test and name.startswith(test.path)]
             regressions = [name for name in evidence.failed if not (test and name.startswith(test.path))]
@@ -233,11 +240,6 @@ class AgentlessScaffold:
             f"{-best_score[2]} regressions; {count} of {len(best)} best candidates agree"
         )
         return Choice(candidate_id=winner.id, method=method, reason=reason)
-
-
-def _with_file(command: str | None, test: TestFileAnswer | None) -> str:
-    base = command or DEFAULT_TEST_COMMAND
-    return f"{base} {test.path}" if test else base
 
 
 def _normalized(patch: str) -> str:

@@ -8,13 +8,13 @@ import time
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, limit_exceeded, render
-from atlas_agent.models.base import Message, ModelError
+from atlas_agent.models.base import Message, ModelError, Sampling
 from atlas_agent.scaffolds.base import SolveContext, fit_to_model, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.scaffolds.verify import PatchEvidence, verify_patch
 from atlas_agent.tools import build_tools
-from atlas_agent.tools.run_tests import test_command_from_eval_script
+from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Candidate, Choice, Stage, Trajectory
 
 
@@ -28,13 +28,13 @@ class BestOfKScaffold:
         self.config = config
 
     def solve(self, ctx: SolveContext) -> str:
-        test_command = test_command_from_eval_script(ctx.task.eval_script or "")
+        tests = ctx.test_runner()
         started, exceeded = time.monotonic(), None
         for number in range(1, self.config.k + 1):
             exceeded = limit_exceeded(self.config.limits, ctx.trajectory, time.monotonic() - started)
             if exceeded is not None:
                 break  # choose among the attempts made so far
-            candidate = self._attempt(ctx, number, test_command)
+            candidate = self._attempt(ctx, number, tests)
             ctx.trajectory.candidates.append(candidate)
             ctx.save()
         patch = submit_choice(ctx, self._choose(ctx))
@@ -43,16 +43,15 @@ class BestOfKScaffold:
             ctx.save()
         return patch
 
-    def _attempt(self, ctx: SolveContext, number: int, test_command: str | None) -> Candidate:
+    def _attempt(self, ctx: SolveContext, number: int, tests: TestRunner) -> Candidate:
         label = f"attempt-{number}"
         settings = fit_to_model(self.config.attempt, ctx.provider)
-        temperatures = self.config.temperatures or [settings.sampling.temperature or 0.0]
-        model = ctx.provider.for_instance(
-            ctx.task.instance_id, variant=label, temperature=temperatures[(number - 1) % len(temperatures)]
+        model = ctx.provider.for_instance(ctx.task.instance_id, variant=label, sampling=self._sampling(number))
+        sub = Trajectory(
+            instance_id=ctx.task.instance_id, model=f"{ctx.trajectory.model} ({label})", sampling=model.sampling
         )
-        sub = Trajectory(instance_id=ctx.task.instance_id, model=f"{ctx.trajectory.model} ({label})")
         ctx.trajectory.attempts.append(sub)
-        tools = build_tools(settings.tools, command_timeout=settings.command_timeout, test_command=test_command)
+        tools = build_tools(settings.tools, command_timeout=settings.command_timeout, tests=tests)
         with ctx.open_workspace(label) as workspace:
             Agent(model, tools, settings, on_step=lambda _t: ctx.save()).run(
                 workspace, sub, ctx.task_values(workspace.workdir)
@@ -63,11 +62,18 @@ class BestOfKScaffold:
             candidate.rejected = "empty patch"
             return candidate
         with ctx.open_workspace(f"verify-{number}") as checkout:
-            evidence = verify_patch(checkout, patch, test_command, self.config.verify_timeout)
+            evidence = verify_patch(checkout, patch, tests, self.config.verify_timeout)
         candidate.evidence = evidence.model_dump()
         if not evidence.applied:
             candidate.rejected = "patch does not apply to a clean checkout"
         return candidate
+
+    def _sampling(self, number: int) -> Sampling:
+        """Attempt `number`'s temperature (cycled) over the attempt scaffold's sampling; with no
+        temperatures listed, every attempt samples as the attempt scaffold says."""
+        temperatures = self.config.temperatures
+        own = Sampling(temperature=temperatures[(number - 1) % len(temperatures)] if temperatures else None)
+        return own.over(self.config.attempt.sampling)
 
     def _choose(self, ctx: SolveContext) -> Choice:
         viable = [c for c in ctx.trajectory.candidates if c.rejected is None]
@@ -89,7 +95,9 @@ class BestOfKScaffold:
             Message(role="system", content=render(self.config.review.system, **values)),
             Message(role="user", content=render(self.config.review.instance, **values)),
         ]
-        model = ctx.provider.for_instance(ctx.task.instance_id, variant="review")
+        # the review samples as an attempt does, without an attempt's own temperature
+        model = ctx.provider.for_instance(ctx.task.instance_id, variant="review", sampling=self.config.attempt.sampling)
+        stage.sampling = model.sampling
         ids = [c.id for c in tied]
         try:
             answer = ask(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
+from atlas_agent.models.base import Sampling
 from atlas_agent.scaffolds.history import HistoryConfig
+from atlas_agent.tools import TOOL_CLASSES
 
 
 class Strict(BaseModel):
@@ -39,9 +42,16 @@ class LoopPrompts(Strict):
     )
 
 
-class SamplingConfig(Strict):
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_output_tokens: int = Field(4096, ge=1)
+def known_tool(name: str) -> str:
+    """A misspelt tool would fail every instance when its tools are built: refuse it when the file loads."""
+    if name not in TOOL_CLASSES:
+        # a custom error, so the message reads as written (no "Value error, " prefix)
+        raise PydanticCustomError("unknown_tool", f"unknown tool {name!r} (known: {', '.join(TOOL_CLASSES)})")
+    return name
+
+
+ToolName = Annotated[str, AfterValidator(known_tool)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
 
 
 class LoopSettings(Strict):
@@ -49,12 +59,21 @@ class LoopSettings(Strict):
 
     description: str = ""
     prompts: LoopPrompts
-    tools: list[str]
+    tools: list[ToolName]
     limits: Limits = Field(default_factory=Limits)
     history: HistoryConfig = Field(default_factory=HistoryConfig)
     stuck: StuckConfig = Field(default_factory=StuckConfig)
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    # over the run's `-M temperature` / `-M max_output_tokens`; unset values leave those in force
+    sampling: Sampling = Field(default_factory=Sampling)
     command_timeout: float = Field(120.0, gt=0)
+
+    @field_validator("tools")
+    @classmethod
+    def each_tool_once(cls, tools: list[str]) -> list[str]:
+        twice = next((name for i, name in enumerate(tools) if name in tools[:i]), None)
+        if twice is not None:
+            raise PydanticCustomError("duplicate_tool", f"tool {twice!r} is named twice")
+        return tools
 
 
 class ToolsScaffoldConfig(LoopSettings):
@@ -64,11 +83,12 @@ class ToolsScaffoldConfig(LoopSettings):
 class BashOnlyScaffoldConfig(LoopSettings):
     type: Literal["bash-only"]
 
-    @model_validator(mode="after")
-    def only_bash(self) -> BashOnlyScaffoldConfig:
-        if sorted(self.tools) != ["bash", "submit"]:
-            raise ValueError("a bash-only scaffold has exactly the tools [bash, submit]")
-        return self
+    @field_validator("tools")
+    @classmethod
+    def only_bash(cls, tools: list[str]) -> list[str]:
+        if sorted(tools) != ["bash", "submit"]:
+            raise PydanticCustomError("bash_only", "a bash-only scaffold has exactly the tools [bash, submit]")
+        return tools
 
 
 AttemptConfig = Annotated[ToolsScaffoldConfig | BashOnlyScaffoldConfig, Field(discriminator="type")]
@@ -86,8 +106,8 @@ class BestOfKScaffoldConfig(Strict):
     type: Literal["best-of-k"]
     description: str = ""
     k: int = Field(3, ge=1, le=16)
-    # per attempt, cycled: diversity comes from sampling, not from different prompts
-    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.7, 1.0])
+    # per attempt, cycled, over `attempt.sampling`: diversity comes from sampling, not from different prompts
+    temperatures: list[Temperature] = Field(default_factory=lambda: [0.0, 0.7, 1.0])
     # a full loop scaffold; `attempt: tools` (a shipped name) is expanded when the file is loaded
     attempt: AttemptConfig
     review: ReviewPrompts
@@ -114,7 +134,10 @@ class AgentlessScaffoldConfig(Strict):
     max_files: int = Field(3, ge=1)
     max_symbols: int = Field(6, ge=1)
     candidates: int = Field(2, ge=1, le=16)
-    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.8])
+    # every stage's model calls, over the run's `-M` values
+    sampling: Sampling = Field(default_factory=Sampling)
+    # per repair candidate, cycled, over `sampling.temperature`
+    temperatures: list[Temperature] = Field(default_factory=lambda: [0.0, 0.8])
     context_lines: int = Field(5, ge=0, description="lines shown around each chosen symbol")
     max_listed_files: int = Field(2000, ge=1)
     verify_timeout: float = Field(600.0, gt=0)

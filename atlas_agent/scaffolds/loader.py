@@ -56,7 +56,7 @@ def load_scaffold(spec: str, overrides: list[str] | None = None) -> ScaffoldConf
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        raise ScaffoldError(describe(exc, path, text, applied, str(data.get("type")))) from exc
+        raise ScaffoldError(describe(exc, path, text, applied, data)) from exc
 
 
 def expand_references(data: dict[str, Any]) -> None:
@@ -85,14 +85,11 @@ def apply_override(data: dict[str, Any], item: str, path: Path) -> tuple[list[st
 
 
 def describe(
-    exc: ValidationError, path: Path, text: str, applied: list[tuple[list[str], str]], chosen_type: str
+    exc: ValidationError, path: Path, text: str, applied: list[tuple[list[str], str]], data: dict[str, Any]
 ) -> str:
     """The first problem as `file:line: key: message`, saying when an override caused it."""
     error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"]]
-    # discriminated unions put the chosen type in the location: drop it so the key reads as written
-    if loc and loc[0] == chosen_type:
-        loc = loc[1:]
+    loc = as_written([str(part) for part in error["loc"]], data)
     key = ".".join(loc) or "type"
     message = error["msg"]
     if error["type"] == "extra_forbidden":
@@ -105,6 +102,27 @@ def describe(
         if loc[: len(parts)] == parts:
             return f"{path}: {key}: {message} (from override {item!r})"
     return f"{path}:{line_of(text, loc)}: {key}: {message}"
+
+
+def as_written(loc: list[str], data: Any) -> list[str]:
+    """`loc` as the file spells it: a discriminated union (the scaffold, best-of-k's `attempt`) adds the
+    chosen `type:` value as a level of its own, first under the mapping that holds it (and `type: tools`
+    has a `tools:` key too, so the name alone cannot tell the two apart)."""
+    written: list[str] = []
+    node, entered = data, True
+    for part in loc:
+        if entered and isinstance(node, dict) and node.get("type") == part:
+            entered = False
+            continue
+        written.append(part)
+        entered = True
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            node = None
+    return written
 
 
 def line_of(text: str, loc: list[str]) -> int:

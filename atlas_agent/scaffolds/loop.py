@@ -6,7 +6,6 @@ from atlas_agent.agent import Agent
 from atlas_agent.scaffolds.base import SolveContext, fit_to_model
 from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tools import build_tools
-from atlas_agent.tools.run_tests import test_command_from_eval_script
 
 
 class LoopScaffold:
@@ -15,12 +14,9 @@ class LoopScaffold:
 
     def solve(self, ctx: SolveContext) -> str:
         settings = fit_to_model(self.settings, ctx.provider)
-        model = ctx.provider.for_instance(ctx.task.instance_id)
-        tools = build_tools(
-            settings.tools,
-            command_timeout=settings.command_timeout,
-            test_command=test_command_from_eval_script(ctx.task.eval_script or ""),
-        )
+        model = ctx.provider.for_instance(ctx.task.instance_id, sampling=settings.sampling)
+        ctx.trajectory.sampling = model.sampling
+        tools = build_tools(settings.tools, command_timeout=settings.command_timeout, tests=ctx.test_runner())
         with ctx.open_workspace("main") as workspace:
             agent = Agent(model, tools, settings, on_step=lambda _trajectory: ctx.save())
             agent.run(workspace, ctx.trajectory, ctx.task_values(workspace.workdir))
