@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from atlas_agent.errors import AtlasError
+
+if TYPE_CHECKING:
+    from atlas_agent.grading.tamper import TamperMode
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
 images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
@@ -123,7 +126,7 @@ def run(
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
     from atlas_agent.models import open_provider
     from atlas_agent.models.options import parse_model_options
-    from atlas_agent.runner import RunConfig, Runner
+    from atlas_agent.runner import RunConfig, RunDir, Runner
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.local import check_sources
     from atlas_agent.runtime.prepare import prepare_images
@@ -136,7 +139,6 @@ def run(
     if model.startswith(("local:", "gguf:")) and not any(i.startswith("max_output_tokens=") for i in items):
         items = [LOCAL_MAX_OUTPUT_TOKENS, *items]
     options = parse_model_options(items)
-    provider = open_provider(model, options)
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     config = RunConfig(
         run_id=run_id,
@@ -151,6 +153,9 @@ def run(
         scaffold=scaffold_config,
         runtime=runtime.value,
     )
+    # a resume with other settings is refused before a model loads or an image builds
+    RunDir(runs_dir / run_id).check_resume(config)
+    provider = open_provider(model, options)
     client = None
     if runtime is Runtime.local:
         check_sources(task_repo_dir(dataset), (task.repo for task in tasks))
@@ -180,22 +185,44 @@ def run(
         _evaluate(runner.run_dir.root, workers, 1800, False)
 
 
-def _evaluate(run_path: Path, workers: int, timeout: int, force: bool) -> None:
+class TamperChoice(StrEnum):
+    STRIP = "strip"
+    REFUSE = "refuse"
+    OFF = "off"
+
+
+def _evaluate(
+    run_path: Path, workers: int, timeout: int, reuse: bool, tamper: TamperMode = "strip", repeat: int = 1
+) -> None:
     from atlas_agent.grading.evaluate import evaluate_run
     from atlas_agent.runtime.docker_client import connect
+
+    def graded(iid: str, number: int) -> None:
+        suffix = f" (grading {number}/{repeat})" if repeat > 1 else ""
+        console.print(f"  graded {iid}{suffix}", highlight=False)
 
     report = evaluate_run(
         run_path,
         connect(),
         workers=workers,
         timeout=timeout,
-        force=force,
-        on_graded=lambda iid: console.print(f"  graded {iid}", highlight=False),
+        reuse=reuse,
+        tamper=tamper,
+        repeat=repeat,
+        on_graded=graded,
     )
     console.print(
         f"resolved [bold]{report.resolved} / {report.total}[/] ({report.resolved_rate:.1%}); "
         f"report: {run_path / 'report.json'}"
     )
+    if report.tampered_ids:
+        console.print(
+            f"[yellow]tamper guard[/] ({tamper}): {len(report.tampered_ids)} patch(es) edit test infrastructure: "
+            f"{', '.join(report.tampered_ids)} (hunks in report.md)"
+        )
+    if repeat > 1:
+        flaky = ", ".join(report.flaky_ids) or "none"
+        console.print(f"flaky over {repeat} gradings: {flaky}")
 
 
 @app.command("eval")
@@ -204,10 +231,23 @@ def eval_(
     run_path: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/ID.")],
     workers: Workers = 1,
     timeout: Annotated[int, typer.Option(help="Seconds allowed for one instance's tests.")] = 1800,
-    force: Annotated[bool, typer.Option(help="Discard earlier grading logs and grade again.")] = False,
+    tamper: Annotated[
+        TamperChoice,
+        typer.Option(
+            help="Patch hunks that edit test infrastructure (conftest.py, pytest settings, test files, start-up "
+            "hooks, the test runner): strip them before grading, refuse the instance, or off (grade as written, "
+            "as the official harness does). Reported either way."
+        ),
+    ] = TamperChoice.STRIP,
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Grade this many times; instances whose verdict changes are listed as flaky.")
+    ] = 1,
+    reuse: Annotated[
+        bool, typer.Option(help="Keep earlier grading logs: instances already graded are not graded again.")
+    ] = False,
 ) -> None:
     """Grade a run with the official SWE-bench harness; writes report.json and report.md."""
-    _evaluate(run_path, workers, timeout, force)
+    _evaluate(run_path, workers, timeout, reuse, cast("TamperMode", tamper.value), repeat)
 
 
 @app.command()
@@ -221,26 +261,27 @@ def validate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Grade every task's gold patch and empty patch; fail if a gold is unresolved or an empty one resolves."""
-    from atlas_agent.grading.evaluate import validate_tasks
+    from atlas_agent.grading.validate import validate_tasks, validation_dir
     from atlas_agent.runtime.docker_client import connect
-    from atlas_agent.tasks.loaders import source_label, task_repo_dir
+    from atlas_agent.tasks.loaders import task_repo_dir
 
     _, tasks = _load_selection(dataset, split, instances, filter_, None, None)
-    log_dir = runs_dir / f"validate-{source_label(dataset)}"
+    log_dir = validation_dir(runs_dir, dataset)
     rows = validate_tasks(connect(), tasks, task_repo_dir(dataset), log_dir, workers=workers)
-    table = Table("instance", "gold", "empty patch", "verdict")
+    table = Table("instance", "gold", "empty patch", "verdict", "why")
     for row in rows:
         table.add_row(
             row.instance_id,
             _verdict(row.gold_resolved),
             _verdict(row.empty_resolved),
             "[green]ok[/]" if row.ok else "[bold red]BROKEN[/]",
+            escape(row.why),
         )
     Console().print(table)
-    broken = [row.instance_id for row in rows if not row.ok]
+    broken = [f"{row.instance_id} ({row.why})" for row in rows if not row.ok]
     if broken:
-        raise AtlasError(f"{len(broken)} task(s) fail validation: {', '.join(broken)} (logs: {log_dir})")
-    console.print(f"all {len(rows)} tasks valid: every gold patch resolves, no empty patch does")
+        raise AtlasError(f"{len(broken)} task(s) fail validation: {'; '.join(broken)} (logs: {log_dir})")
+    console.print(f"all {len(rows)} tasks valid: every gold patch resolves, no FAIL_TO_PASS test passes without it")
 
 
 def _verdict(resolved: bool | None) -> str:

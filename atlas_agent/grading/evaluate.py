@@ -1,4 +1,11 @@
-"""`atlas eval` and `atlas validate`: grade a run directory, or a dataset's gold and empty patches."""
+"""`atlas eval`: grade a run directory with the official harness, behind the tamper guard.
+
+runs/<run_id>/eval/
+  preds.graded.jsonl       what the harness graded (the run's preds.jsonl after the tamper guard)
+  <run_id>/                the official logs of the first grading
+  <run_id>.grading-K/      the official logs of grading K (`--repeat`)
+The run's own preds.jsonl and instances/<id>/patch.diff stay as the agent wrote them.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from pydantic import BaseModel
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import write_atomic, write_json
-from atlas_agent.grading.harness import grade, instance_outcomes
-from atlas_agent.grading.report import RunReport, build_report, render_markdown
+from atlas_agent.grading.guard import guarded_predictions, screen_predictions
+from atlas_agent.grading.harness import grade
+from atlas_agent.grading.report import RunReport, build_report
+from atlas_agent.grading.report_md import render_markdown
+from atlas_agent.grading.tamper import TamperMode
 from atlas_agent.runner import RunDir
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import Task, load_tasks, select_tasks
 from atlas_agent.tasks.loaders import task_repo_dir
+
+GRADED_PREDICTIONS = "preds.graded.jsonl"
 
 
 def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
@@ -36,97 +47,81 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
     return predictions
 
 
+def grading_id(run_id: str, number: int) -> str:
+    """The harness run id of grading `number` (1-based): the run id itself for the first."""
+    return run_id if number == 1 else f"{run_id}.grading-{number}"
+
+
 def evaluate_run(
     run_path: Path,
     client: docker.DockerClient,
     *,
     workers: int = 1,
     timeout: int = 1800,
-    force: bool = False,
-    on_graded: Callable[[str], None] | None = None,
+    reuse: bool = False,
+    tamper: TamperMode = "strip",
+    repeat: int = 1,
+    on_graded: Callable[[str, int], None] | None = None,
 ) -> RunReport:
+    """Grade `repeat` times (fresh unless `reuse`); write report.json and report.md.
+
+    `on_graded(instance_id, grading_number)` reports progress.
+    """
+    if repeat < 1:
+        raise AtlasError(f"--repeat {repeat}: grade at least once")
     run_dir = RunDir(run_path)
     config = run_dir.config()
     tasks = select_tasks(load_tasks(config.dataset, config.split), config.selection)
-    predictions = read_predictions(run_path / "preds.jsonl")
+    rows = {task.instance_id: task.harness_row() for task in tasks}
+    predictions = {iid: pred for iid, pred in read_predictions(run_path / "preds.jsonl").items() if iid in rows}
     prepare_images(client, tasks, task_repo_dir(config.dataset))
+    screenings = screen_predictions(client, tasks, predictions, config.run_id)
+    graded, refused = guarded_predictions(predictions, screenings, tamper)
     log_dir = run_path / "eval"
-    if force and log_dir.exists():
+    if not reuse and log_dir.exists():
+        # the harness skips every instance it finds a report for: a fresh grading starts from nothing
         shutil.rmtree(log_dir)
-    official = grade(
-        client,
-        {task.instance_id: task.harness_row() for task in tasks},
-        predictions,
-        log_dir=log_dir,
-        run_id=config.run_id,
-        workers=workers,
-        timeout=timeout,
-        on_graded=on_graded,
-    )
-    facts = {}
-    for task in tasks:
-        status = run_dir.status(task.instance_id)
-        if status is not None:
-            facts[task.instance_id] = {
-                "stop_reason": status.stop_reason,
-                "steps": status.steps,
-                "usage": status.usage,
-            }
+    write_atomic(log_dir / GRADED_PREDICTIONS, "".join(json.dumps(pred) + "\n" for pred in graded.values()))
+    gradings = [
+        grade(
+            client,
+            rows,
+            graded,
+            log_dir=log_dir,
+            run_id=grading_id(config.run_id, number),
+            workers=workers,
+            timeout=timeout,
+            on_graded=_numbered(on_graded, number),
+        )
+        for number in range(1, repeat + 1)
+    ]
     report = build_report(
-        run_id=config.run_id, model=config.model, dataset=config.dataset, official=official, agent_facts=facts
+        run_id=config.run_id,
+        model=config.model,
+        dataset=config.dataset,
+        gradings=gradings,
+        facts=_facts(run_dir, tasks),
+        tamper_mode=tamper,
+        tampering={iid: screening.edits for iid, screening in screenings.items()},
+        refused=refused,
     )
     write_json(run_path / "report.json", report)
     write_atomic(run_path / "report.md", render_markdown(report))
     return report
 
 
-class ValidationRow(BaseModel):
-    instance_id: str
-    gold_resolved: bool | None
-    empty_resolved: bool | None
-
-    @property
-    def ok(self) -> bool:
-        return self.gold_resolved is True and self.empty_resolved is False
+def _numbered(hook: Callable[[str, int], None] | None, number: int) -> Callable[[str], None] | None:
+    return None if hook is None else (lambda iid: hook(iid, number))
 
 
-def validate_tasks(
-    client: docker.DockerClient,
-    tasks: list[Task],
-    task_repo: Path | None,
-    log_dir: Path,
-    *,
-    workers: int = 1,
-    timeout: int = 1800,
-) -> list[ValidationRow]:
-    """Grade every task's gold patch and its empty patch (tests run on the untouched base)."""
-    prepare_images(client, tasks, task_repo)
-    if log_dir.exists():
-        shutil.rmtree(log_dir)
-    rows = {task.instance_id: task.harness_row() for task in tasks}
-    ids = list(rows)
-    outcomes: dict[str, dict[str, bool | None]] = {}
-    for label, skip_patch in (("gold", False), ("empty", True)):
-        preds = {
-            task.instance_id: {
-                "instance_id": task.instance_id,
-                "model_name_or_path": label,
-                "model_patch": "" if skip_patch else task.patch,
-            }
-            for task in tasks
-        }
-        grade(
-            client,
-            rows,
-            preds,
-            log_dir=log_dir,
-            run_id=label,
-            workers=workers,
-            timeout=timeout,
-            skip_patch=skip_patch,
-        )
-        outcomes[label] = instance_outcomes(log_dir, label, label, ids)
-    return [
-        ValidationRow(instance_id=iid, gold_resolved=outcomes["gold"][iid], empty_resolved=outcomes["empty"][iid])
-        for iid in ids
-    ]
+def _facts(run_dir: RunDir, tasks: list[Task]) -> dict[str, dict[str, Any]]:
+    """What the dataset and the run know of each instance, for the report."""
+    facts: dict[str, dict[str, Any]] = {}
+    for task in tasks:
+        difficulty = (task.model_extra or {}).get("difficulty")
+        fact: dict[str, Any] = {"repo": task.repo, "difficulty": str(difficulty) if difficulty else None}
+        status = run_dir.status(task.instance_id)
+        if status is not None:
+            fact.update(stop_reason=status.stop_reason, steps=status.steps, usage=status.usage)
+        facts[task.instance_id] = fact
+    return facts

@@ -85,8 +85,11 @@ def grade(
     """Run the official `run_instance` for every non-empty prediction, then the official report.
 
     `rows` are harness rows (5.x columns) by instance id. Returns the official run report.
-    Instances already graded under `log_dir/run_id` are not graded again (the harness's cache).
+    Instances already graded under `log_dir/run_id` are not graded again (the harness's cache):
+    remove that directory first for a fresh grading.
     """
+    if not predictions:
+        return no_grading_report(rows)
     sealed = SealedClient(client, run_id)
     report_hook = on_graded or (lambda _id: None)
     todo = [iid for iid, pred in predictions.items() if skip_patch or pred.get("model_patch")]
@@ -117,13 +120,37 @@ def grade(
     return dict(json.loads(Path(report_path).read_text()))
 
 
-def instance_outcomes(log_dir: Path, run_id: str, model_name: str, instance_ids: list[str]) -> dict[str, bool | None]:
-    """Per instance: resolved or not from the harness's own report file; None when it never graded."""
-    outcomes: dict[str, bool | None] = {}
+def instance_reports(
+    log_dir: Path, run_id: str, model_name: str, instance_ids: list[str]
+) -> dict[str, dict[str, Any] | None]:
+    """Per instance: the harness's own report (resolved, tests_status, ...); None when it never graded."""
+    reports: dict[str, dict[str, Any] | None] = {}
     for iid in instance_ids:
-        path = log_dir / run_id / model_name.replace("/", "__") / iid / "report.json"
+        path = instance_log_dir(log_dir, run_id, model_name, iid) / "report.json"
         try:
-            outcomes[iid] = bool(json.loads(path.read_text())[iid]["resolved"])
-        except (OSError, ValueError, KeyError):
-            outcomes[iid] = None
-    return outcomes
+            reports[iid] = dict(json.loads(path.read_text())[iid])
+        except (OSError, ValueError, KeyError, TypeError):
+            reports[iid] = None
+    return reports
+
+
+def instance_log_dir(log_dir: Path, run_id: str, model_name: str, instance_id: str) -> Path:
+    """Where the harness keeps one instance's logs (run_instance.log, test_output.txt, report.json)."""
+    return log_dir / run_id / model_name.replace("/", "__") / instance_id
+
+
+def no_grading_report(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The official report's shape for a grading with no prediction at all (the harness cannot write one)."""
+    return {
+        "total_instances": len(rows),
+        "submitted_instances": 0,
+        "completed_ids": [],
+        "incomplete_ids": sorted(rows),
+        "empty_patch_ids": [],
+        "resolved_ids": [],
+        "unresolved_ids": [],
+        "error_ids": [],
+        "infra_failure_ids": [],
+        "ambiguous_failure_ids": [],
+        "failure_reasons": {},
+    }

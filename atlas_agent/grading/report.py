@@ -1,23 +1,47 @@
-"""The run report: the official harness's verdicts joined with what the agent did per instance."""
+"""The run report: the official harness's verdicts joined with what the agent did per instance,
+what the tamper guard found, and how stable each verdict was over repeated gradings."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.grading.tamper import InfraEdit, TamperMode
 from atlas_agent.models.base import Usage
 
-Outcome = Literal["resolved", "unresolved", "error", "empty_patch", "incomplete"]
+Outcome = Literal["resolved", "unresolved", "error", "empty_patch", "incomplete", "refused"]
+FailureKind = Literal["infra", "ambiguous"]
+TamperAction = Literal["stripped", "refused", "graded as written"]
+TAMPER_ACTIONS: dict[TamperMode, TamperAction] = {"strip": "stripped", "refuse": "refused", "off": "graded as written"}
+NO_DIFFICULTY = "(none)"
 
 
 class InstanceReport(BaseModel):
     instance_id: str
+    repo: str = ""
+    difficulty: str | None = None
     outcome: Outcome
-    infra_failure: str | None = None
+    # as the official report classifies a failed instance: infra_failure_ids / ambiguous_failure_ids
+    failure_kind: FailureKind | None = None
+    # the official classifier's reason (failure_reasons), only where it gives one
+    failure_reason: str | None = None
+    tampering: list[InfraEdit] = []
+    tamper_action: TamperAction | None = None
+    # one outcome per grading, when graded more than once
+    verdicts: list[Outcome] = []
+    flaky: bool = False
     stop_reason: str | None = None
     steps: int = 0
     usage: Usage = Field(default_factory=Usage)
+
+
+class GroupScore(BaseModel):
+    total: int
+    resolved: int
+    resolved_rate: float
 
 
 class RunReport(BaseModel):
@@ -33,13 +57,22 @@ class RunReport(BaseModel):
     error_ids: list[str]
     empty_patch_ids: list[str]
     infra_failure_ids: list[str]
+    ambiguous_failure_ids: list[str]
     incomplete_ids: list[str]
+    refused_ids: list[str]
+    tamper_mode: TamperMode
+    tampered_ids: list[str]
+    gradings: int
+    flaky_ids: list[str]
+    by_repo: dict[str, GroupScore]
+    by_difficulty: dict[str, GroupScore]
     usage: Usage
     instances: list[InstanceReport]
+    # the first grading's official report, as the harness wrote it
     official: dict[str, Any]
 
 
-def outcome_of(instance_id: str, official: dict[str, Any]) -> Outcome:
+def outcome_of(instance_id: str, official: Mapping[str, Any]) -> Outcome:
     for key, outcome in (
         ("resolved_ids", "resolved"),
         ("empty_patch_ids", "empty_patch"),
@@ -51,31 +84,59 @@ def outcome_of(instance_id: str, official: dict[str, Any]) -> Outcome:
     return "incomplete"
 
 
+def failure_kind(instance_id: str, official: Mapping[str, Any]) -> FailureKind | None:
+    if instance_id in official.get("infra_failure_ids", []):
+        return "infra"
+    if instance_id in official.get("ambiguous_failure_ids", []):
+        return "ambiguous"
+    return None
+
+
 def build_report(
     *,
     run_id: str,
     model: str,
     dataset: str,
-    official: dict[str, Any],
-    agent_facts: dict[str, dict[str, Any]],
+    gradings: Sequence[Mapping[str, Any]],
+    facts: Mapping[str, Mapping[str, Any]],
+    tamper_mode: TamperMode = "strip",
+    tampering: Mapping[str, Sequence[InfraEdit]] | None = None,
+    refused: Iterable[str] = (),
 ) -> RunReport:
-    """`agent_facts` maps instance id to what the run recorded (stop_reason, steps, usage)."""
+    """`gradings`: the official run report of every grading, first one first (it gives the score).
+
+    `facts` maps instance id to what the run and the dataset know of it (stop_reason, steps,
+    usage, repo, difficulty). `tampering`: the infrastructure edits found per instance;
+    `refused`: instances not graded because of them.
+    """
+    official = gradings[0]
+    tampering = tampering or {}
+    refused_ids = sorted(set(refused))
     ids = sorted(
         set(official.get("completed_ids", []))
         | set(official.get("incomplete_ids", []))
         | set(official.get("empty_patch_ids", []))
         | set(official.get("error_ids", []))
+        | set(refused_ids)
     )
     reasons = official.get("failure_reasons", {})
-    instances = [
-        InstanceReport(
-            instance_id=iid,
-            outcome=outcome_of(iid, official),
-            infra_failure=reasons.get(iid),
-            **agent_facts.get(iid, {}),
+    instances = []
+    for iid in ids:
+        verdicts = ["refused" if iid in refused_ids else outcome_of(iid, g) for g in gradings]
+        edits = list(tampering.get(iid, ()))
+        instances.append(
+            InstanceReport(
+                instance_id=iid,
+                outcome=verdicts[0],
+                failure_kind=failure_kind(iid, official),
+                failure_reason=reasons.get(iid),
+                tampering=edits,
+                tamper_action=("refused" if iid in refused_ids else TAMPER_ACTIONS[tamper_mode]) if edits else None,
+                verdicts=verdicts if len(gradings) > 1 else [],
+                flaky=len(set(verdicts)) > 1,
+                **facts.get(iid, {}),
+            )
         )
-        for iid in ids
-    ]
     total_usage = Usage()
     for item in instances:
         total_usage = total_usage + item.usage
@@ -86,38 +147,43 @@ def build_report(
         model=model,
         dataset=dataset,
         total=total,
-        submitted=int(official.get("submitted_instances", 0)),
+        # refused predictions never reach the harness, but they were submitted
+        submitted=int(official.get("submitted_instances", 0)) + len(refused_ids),
         resolved=len(resolved_ids),
-        resolved_rate=round(len(resolved_ids) / total, 4) if total else 0.0,
+        resolved_rate=_rate(len(resolved_ids), total),
         resolved_ids=resolved_ids,
         unresolved_ids=sorted(official.get("unresolved_ids", [])),
         error_ids=sorted(official.get("error_ids", [])),
         empty_patch_ids=sorted(official.get("empty_patch_ids", [])),
         infra_failure_ids=sorted(official.get("infra_failure_ids", [])),
-        incomplete_ids=sorted(official.get("incomplete_ids", [])),
+        ambiguous_failure_ids=sorted(official.get("ambiguous_failure_ids", [])),
+        incomplete_ids=sorted(set(official.get("incomplete_ids", [])) - set(refused_ids)),
+        refused_ids=refused_ids,
+        tamper_mode=tamper_mode,
+        tampered_ids=sorted(iid for iid in ids if tampering.get(iid)),
+        gradings=len(gradings),
+        flaky_ids=[item.instance_id for item in instances if item.flaky],
+        by_repo=group_scores((item.repo or "(unknown)", item.outcome) for item in instances),
+        by_difficulty=group_scores((item.difficulty or NO_DIFFICULTY, item.outcome) for item in instances)
+        if any(item.difficulty for item in instances)
+        else {},
         usage=total_usage,
         instances=instances,
-        official=official,
+        official=dict(official),
     )
 
 
-def render_markdown(report: RunReport) -> str:
-    lines = [
-        f"# Run {report.run_id}",
-        "",
-        f"- model: `{report.model}`",
-        f"- dataset: `{report.dataset}`",
-        f"- resolved: **{report.resolved} / {report.total}** ({report.resolved_rate:.1%})",
-        f"- unresolved: {len(report.unresolved_ids)}, errors: {len(report.error_ids)}, "
-        f"empty patches: {len(report.empty_patch_ids)}, infra failures: {len(report.infra_failure_ids)}, "
-        f"incomplete: {len(report.incomplete_ids)}",
-        f"- tokens: {report.usage.input_tokens} in / {report.usage.output_tokens} out, "
-        f"cost ${report.usage.cost_usd:.4f}",
-        "",
-        "| instance | outcome | stop reason | steps |",
-        "|---|---|---|---|",
-    ]
-    for item in report.instances:
-        outcome = item.outcome + (f" ({item.infra_failure})" if item.infra_failure else "")
-        lines.append(f"| {item.instance_id} | {outcome} | {item.stop_reason or '-'} | {item.steps} |")
-    return "\n".join(lines) + "\n"
+def group_scores(pairs: Iterable[tuple[str, Outcome]]) -> dict[str, GroupScore]:
+    """Resolved / total per group, groups in name order."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for group, outcome in pairs:
+        counts[group][0] += 1
+        counts[group][1] += outcome == "resolved"
+    return {
+        group: GroupScore(total=total, resolved=resolved, resolved_rate=_rate(resolved, total))
+        for group, (total, resolved) in sorted(counts.items())
+    }
+
+
+def _rate(resolved: int, total: int) -> float:
+    return round(resolved / total, 4) if total else 0.0
