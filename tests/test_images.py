@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from docker.errors import ImageNotFound
 
 from atlas_agent.runtime.images import ENV_IMAGE, ensure_env_image
 from atlas_agent.runtime.prepare import prepare_images
@@ -32,12 +33,19 @@ def test_images_built_from_other_inputs_are_rebuilt(docker_client) -> None:
     """An image left by an older suite or layout is replaced, never reused: its inputs digest differs."""
     task = load_tasks("atlas-mini")[0]
     prepare_images(docker_client, [task], MINI_SUITE_DIR)
-    stale = docker_client.images.get(ENV_IMAGE)  # any image without the task's digest label will do
-    stale.tag(task.image)
+    # an image of that name from other inputs: a snapshot of the env image, without the task's digest
+    repository, tag = task.image.rsplit(":", 1)
+    holder = docker_client.containers.create(ENV_IMAGE, ["true"], network_mode="none")
+    try:
+        stale = holder.commit(repository=repository, tag=tag)
+    finally:
+        holder.remove(force=True)
     actions: list[str] = []
     prepare_images(docker_client, [task], MINI_SUITE_DIR, on_image=lambda _id, action: actions.append(action))
     prepare_images(docker_client, [task], MINI_SUITE_DIR, on_image=lambda _id, action: actions.append(action))
     assert actions == ["built", "present"]
+    with pytest.raises(ImageNotFound):  # the replaced image is removed, not left behind nameless
+        docker_client.images.get(stale.id)
     assert sh(docker_client, task.image, "git -C /testbed rev-parse HEAD") == task.base_commit
 
 

@@ -7,6 +7,7 @@ locally (on machines that can). Every build runs with network mode `none`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -179,8 +180,9 @@ def build_image(client: docker.DockerClient, context: Path, tag: str, labels: di
     """Classic (non-BuildKit) build with no network; failures become one line plus a log file."""
     log_path = cache_dir() / "build-logs" / f"{_safe(tag)}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    replaced = _image_id(client, tag) if image_exists(client, tag) else None
     try:
-        _, logs = client.images.build(
+        image, logs = client.images.build(
             path=str(context), tag=tag, network_mode="none", rm=True, forcerm=True, pull=False, labels=labels
         )
         log_path.write_text(_log_text(logs))
@@ -189,6 +191,15 @@ def build_image(client: docker.DockerClient, context: Path, tag: str, labels: di
         raise AtlasError(f"building image {tag} failed: {exc.msg.strip()} (full log: {log_path})") from exc
     except APIError as exc:
         raise AtlasError(f"building image {tag} failed: {exc.explanation} (log: {log_path})") from exc
+    if replaced and replaced != image.id:
+        _remove_untagged(client, replaced)
+
+
+def _remove_untagged(client: docker.DockerClient, image_id: str) -> None:
+    """A rebuilt image's predecessor, now nameless, would only fill the disk: remove it unless a
+    container or a child image still uses it."""
+    with contextlib.suppress(APIError):
+        client.images.remove(image_id, noprune=False)
 
 
 def build_task_image(
