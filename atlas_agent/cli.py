@@ -126,7 +126,8 @@ def run(
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
     from atlas_agent.models import open_provider
     from atlas_agent.models.options import parse_model_options
-    from atlas_agent.runner import RunConfig, RunDir, Runner
+    from atlas_agent.rundir import RunConfig, RunDir
+    from atlas_agent.runner import Runner
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.local import check_sources
     from atlas_agent.runtime.prepare import prepare_images

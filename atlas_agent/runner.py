@@ -1,176 +1,33 @@
-"""Many instances: workers, resume, and the run directory.
-
-runs/<run_id>/
-  run.yaml                       resolved configuration + versions
-  preds.jsonl                    official SWE-bench predictions, rewritten after every instance
-  instances/<id>/trajectory.json every step, rewritten after every step
-  instances/<id>/patch.diff      the final diff against base_commit
-  instances/<id>/status.json     how the instance ended; written last, so its presence means "done"
-Every file is written atomically, so a killed run leaves only whole files and `atlas run` with the
-same run id picks up where it stopped, provided it asks for the settings the run was started with.
-"""
+"""Many instances: workers, resume and cost limits over the run directory (`rundir`)."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
 
 import docker
-import yaml
-from pydantic import BaseModel, Field, ValidationError
 
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
-from atlas_agent.models.base import ModelProvider, Usage
-from atlas_agent.models.options import ModelOptions
+from atlas_agent.models.base import ModelProvider
+from atlas_agent.rundir import InstanceStatus, RunConfig, RunDir
 from atlas_agent.runtime import cleanup
-from atlas_agent.runtime.container import ContainerLimits, TaskContainer
+from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.runtime.local import LocalWorkspace, checkout_source
-from atlas_agent.scaffolds import ScaffoldConfig, SolveContext, build_scaffold
-from atlas_agent.tasks import Selection, Task
+from atlas_agent.scaffolds import SolveContext, build_scaffold
+from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir
 from atlas_agent.trajectory import Trajectory, now_iso
-from atlas_agent.versions import versions
-
-
-class RunConfig(BaseModel, extra="forbid"):
-    run_id: str
-    dataset: str = "atlas-mini"
-    split: str = "test"
-    selection: Selection = Field(default_factory=Selection)
-    model: str
-    model_options: ModelOptions = Field(default_factory=ModelOptions)
-    workers: int = 1
-    # stop starting new instances once the run has cost this much (finished ones count)
-    max_cost_usd: float | None = None
-    scaffold_name: str = "tools"
-    # the resolved strategy (file + overrides), recorded so a resumed run works the same way
-    scaffold: ScaffoldConfig
-    container: ContainerLimits = Field(default_factory=ContainerLimits)
-    # docker: one task container per workspace; local: a checkout on this machine (no isolation)
-    runtime: Literal["docker", "local"] = "docker"
-
-
-# What defines how an instance runs. A resumed run keeps every one of these, so that run.yaml stays
-# true of the instances finished before; workers, the selection and the cost limit may change.
-DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime", "container")
-SHOWN_CHARS = 60
-
-
-class InstanceStatus(BaseModel):
-    instance_id: str
-    state: Literal["done", "error"]
-    stop_reason: str | None = None
-    stop_detail: str = ""
-    steps: int = 0
-    usage: Usage = Field(default_factory=Usage)
-    patch_lines: int = 0
-    duration_s: float = 0.0
-    started_at: str
-    finished_at: str
-    error: str | None = None
-
-
-class RunDir:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.lock = threading.Lock()
-
-    @property
-    def run_id(self) -> str:
-        return self.root.name
-
-    def instance(self, instance_id: str) -> Path:
-        return self.root / "instances" / instance_id
-
-    def status(self, instance_id: str) -> InstanceStatus | None:
-        path = self.instance(instance_id) / "status.json"
-        if not path.is_file():
-            return None
-        return InstanceStatus.model_validate_json(path.read_text())
-
-    def config(self) -> RunConfig:
-        path = self.root / "run.yaml"
-        if not path.is_file():
-            raise AtlasError(f"{self.root} is not a run directory: it has no run.yaml")
-        try:
-            return RunConfig.model_validate(yaml.safe_load(path.read_text())["config"])
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"])
-            raise AtlasError(f"{path}: config.{where}: {error['msg']} (written by another Atlas version?)") from exc
-
-    def check_resume(self, config: RunConfig) -> None:
-        """A run that exists goes on only with the settings its finished instances ran with."""
-        if not (self.root / "run.yaml").is_file():
-            return
-        before, after = self.config().model_dump(mode="json"), config.model_dump(mode="json")
-        for key in DEFINING_KEYS:
-            difference = first_difference(key, before[key], after[key])
-            if difference is not None:
-                name, was, asked = difference
-                raise AtlasError(
-                    f"run {config.run_id} was started with {name}={shown(was)}; this command asks for {shown(asked)}: "
-                    "use a new --run-id or the same options"
-                )
-
-    def write_config(self, config: RunConfig) -> None:
-        self.check_resume(config)
-        record = {"config": config.model_dump(mode="json"), "versions": versions(), "written_at": now_iso()}
-        write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False))
-
-    def write_predictions(self, model_name: str) -> Path:
-        """preds.jsonl in the official format, from every finished instance on disk."""
-        with self.lock:
-            lines = []
-            for folder in sorted((self.root / "instances").glob("*")):
-                status = self.status(folder.name)
-                if status is None or status.state != "done":
-                    continue
-                patch = (folder / "patch.diff").read_text() if (folder / "patch.diff").is_file() else ""
-                pred = {"instance_id": folder.name, "model_name_or_path": model_name, "model_patch": patch}
-                lines.append(json.dumps(pred))
-            path = self.root / "preds.jsonl"
-            write_atomic(path, "".join(line + "\n" for line in lines))
-            return path
-
-
-def leaves(key: str, value: Any) -> Iterator[tuple[str, Any]]:
-    """Dotted keys and values of nested mappings; `type` first, so a scaffold of another type is named
-    by its type rather than by the first key that differs."""
-    if isinstance(value, dict) and value:
-        for name in sorted(value, key=lambda name: name != "type"):
-            yield from leaves(f"{key}.{name}", value[name])
-    else:
-        yield key, value
-
-
-def first_difference(key: str, before: Any, after: Any) -> tuple[str, Any, Any] | None:
-    """The first dotted key under `key` whose value differs, with both values (None where absent)."""
-    was, asked = dict(leaves(key, before)), dict(leaves(key, after))
-    for name in [*asked, *(name for name in was if name not in asked)]:
-        if name not in was or name not in asked or was[name] != asked[name]:
-            return name, was.get(name), asked.get(name)
-    return None
-
-
-def shown(value: Any) -> str:
-    """A value on one line, cut short: the key already says which prompt differs."""
-    text = value if isinstance(value, str) and "\n" not in value else json.dumps(value)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
-
+from atlas_agent.vocabulary import StopReason
 
 ProgressHook = Callable[[InstanceStatus], None]
 # Episodes that ended because the model backend or the container failed, not because of the agent:
 # the instance is an error, retried when the run resumes.
-RETRYABLE_STOPS = frozenset({"model_error", "runtime_error"})
+RETRYABLE_STOPS = frozenset({StopReason.MODEL_ERROR, StopReason.RUNTIME_ERROR})
 
 
 class Runner:

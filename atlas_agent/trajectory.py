@@ -9,9 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.fsutil import write_json
-from atlas_agent.models.base import RetryRecord, Sampling, ToolCall, Usage
-from atlas_agent.runtime.environment import ShellEnvironment
-from atlas_agent.tools.base import Observation
+from atlas_agent.vocabulary import Observation, RetryRecord, Sampling, ShellEnvironment, StopReason, ToolCall, Usage
 
 
 def now_iso() -> str:
@@ -76,7 +74,7 @@ class Trajectory(BaseModel):
     system_prompt: str = ""
     instance_prompt: str = ""
     steps: list[Step] = Field(default_factory=list)
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
     stop_detail: str = ""
     finished_at: str | None = None
     # multi-attempt and pipeline scaffolds: sub-runs, stages, candidates and the final choice

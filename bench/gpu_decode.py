@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from synthetic_model import make_model  # noqa: E402
 
-from atlas_agent.models.base import Message, ToolCall, ToolSpec  # noqa: E402
+from atlas_agent.models.engine import Finish  # noqa: E402
 from atlas_agent.models.exl2 import Exl2Runtime, load_runtime  # noqa: E402
-from atlas_agent.serve.engine import Finish  # noqa: E402
+from atlas_agent.vocabulary import Message, ToolCall, ToolSpec  # noqa: E402
 
 TARGETS = {"roofline": 0.75, "aggregate_8": 4.0, "reuse_from_turn_2": 0.90}
 BASH = ToolSpec(

@@ -29,10 +29,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout
 
-from atlas_agent.models.base import Message, ToolCall
 from atlas_agent.models.chat_template import chat_turns, render_prompt
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from atlas_agent.tools import build_tools
+from atlas_agent.vocabulary import Message, ToolCall
 
 TRAIN_REPOS = ("atlas/tally", "atlas/semverkit")
 DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "atlas_agent" / "models" / "replays" / "atlas-mini-demo.yaml"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from atlas_agent.models.base import ToolSpec
+from atlas_agent.vocabulary import ToolSpec
 
 ATLAS = str(Path(sys.executable).parent / "atlas")
 # the two tools most model tests offer

@@ -11,11 +11,11 @@ from typing import Any
 import httpx2
 import uvicorn
 
+from atlas_agent.models.engine import Engine
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import RetryPolicy
 from atlas_agent.serve.app import build_app
-from atlas_agent.serve.engine import Engine
 
 MODEL = "scripted-coder"
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from atlas_agent.agent import Agent
+from atlas_agent.agent.history import estimate_tokens
+from atlas_agent.agent.settings import LoopSettings
 from atlas_agent.models import ModelError, open_provider
-from atlas_agent.models.base import Message, Model, ToolSpec, Turn
-from atlas_agent.runtime.shell import CommandResult
-from atlas_agent.scaffolds.config import LoopSettings
-from atlas_agent.scaffolds.history import estimate_tokens
+from atlas_agent.models.base import Model, Turn
 from atlas_agent.scaffolds.loader import load_scaffold
 from atlas_agent.tools import default_tools
 from atlas_agent.trajectory import Trajectory
+from atlas_agent.vocabulary import CommandResult, Message, ToolSpec
 
 
 class LocalWorkspace:

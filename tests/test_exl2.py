@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import exl2
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec
+from atlas_agent.models.base import ContextOverflow, ModelError
 from atlas_agent.models.chat_template import CHATML_TEMPLATE
 from atlas_agent.models.exl2 import (
     Exl2Provider,
@@ -26,6 +26,7 @@ from atlas_agent.models.exl2 import (
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.prepare import exllama_config, quantized_bits, resolve_source
 from atlas_agent.models.vram import CacheType, PlanDoesNotFit
+from atlas_agent.vocabulary import Message, Sampling, ToolSpec
 from helpers import atlas, one_line_error
 
 QWEN_CONFIG = Path(__file__).parent / "data" / "vram" / "qwen2.5-coder-32b-config.json"

@@ -26,10 +26,10 @@ pytest.importorskip("exllamav2", reason="GPU tests need exllamav2: pip install '
 
 from serve_harness import Server  # noqa: E402
 
-from atlas_agent.models.base import Message, ToolSpec  # noqa: E402
+from atlas_agent.models.engine import Finish  # noqa: E402
 from atlas_agent.models.exl2 import Exl2Provider, Exl2Runtime, load_runtime  # noqa: E402
 from atlas_agent.models.options import ModelOptions  # noqa: E402
-from atlas_agent.serve.engine import Finish  # noqa: E402
+from atlas_agent.vocabulary import Message, ToolSpec  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from synthetic_model import make_model  # noqa: E402

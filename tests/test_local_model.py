@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import local, open_provider
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolCall
+from atlas_agent.models.base import ContextOverflow, ModelError
 from atlas_agent.models.chat_template import (
     CHATML_TEMPLATE,
     ChatTemplateError,
@@ -25,6 +25,7 @@ from atlas_agent.models.local import LoadedModel, LocalModel, LocalProvider, rep
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
+from atlas_agent.vocabulary import Message, Sampling, ToolCall
 from helpers import BASH_TOOL, SUBMIT_TOOL, atlas
 
 # the template in SmolLM2-135M-Instruct's GGUF metadata (`tokenizer.chat_template`)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ModelError, Sampling, Usage
+from atlas_agent.models.base import ModelError
 from atlas_agent.models.options import ModelOptions, Price, parse_model_options, price_for
 from atlas_agent.models.retry import Retryable, RetryPolicy, call_with_retries
+from atlas_agent.vocabulary import Sampling, Usage
 
 
 def test_the_nearest_sampling_wins_and_unset_values_fall_through() -> None:

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, Sampling, ToolCall
+from atlas_agent.models.base import ContextOverflow, Model, ModelError
 from atlas_agent.models.openai_client import OpenAIProvider, retry_after, split_spec, turn_from_reply
 from atlas_agent.models.options import ModelOptions, parse_model_options
 from atlas_agent.models.retry import RetryPolicy
 from atlas_agent.runtime.prepare import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
+from atlas_agent.vocabulary import Message, Sampling, ToolCall
 from helpers import BASH_TOOL, SUBMIT_TOOL, atlas
 from tests.servers.openai_server import MODEL, OpenAIServer
 

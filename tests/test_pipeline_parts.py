@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from atlas_agent.models.base import Message, ModelError, ToolCall, ToolSpec, Turn
-from atlas_agent.scaffolds.history import HistoryConfig, estimate_tokens, process_history
+from atlas_agent.agent.history import HistoryConfig, estimate_tokens, process_history
+from atlas_agent.models.base import ModelError, Turn
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.trajectory import Stage
+from atlas_agent.vocabulary import Message, ToolCall, ToolSpec
 
 
 def conversation(steps: int, output_chars: int) -> list[Message]:

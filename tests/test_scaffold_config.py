@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from atlas_agent.models.base import Sampling
 from atlas_agent.scaffolds.loader import ScaffoldError, bundled_names, load_scaffold
+from atlas_agent.vocabulary import Sampling
 from helpers import atlas, one_line_error
 
 MINIMAL = """\

@@ -19,11 +19,12 @@ if not os.environ.get("CI"):  # as with Docker: in CI a missing extra is a failu
 
 from serve_harness import MODEL, Server
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, ToolCall
+from atlas_agent.models.base import ContextOverflow, ModelError
+from atlas_agent.models.engine import Finish
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import RetryPolicy
-from atlas_agent.serve.engine import Finish
+from atlas_agent.vocabulary import Message, ToolCall
 from helpers import BASH_TOOL, SUBMIT_TOOL
 
 pytestmark = pytest.mark.timeout(60)

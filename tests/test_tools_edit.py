@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.tools.base import Observation
 from atlas_agent.tools.edit import EditTool
+from atlas_agent.vocabulary import Observation
 
 pytestmark = pytest.mark.docker
 

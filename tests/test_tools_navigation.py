@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.runtime.shell import CommandResult
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools import build_tools
-from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.tools.base import Tool
+from atlas_agent.vocabulary import CommandResult, Observation
 
 pytestmark = pytest.mark.docker
 

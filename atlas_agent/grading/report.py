@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from atlas_agent.grading.tamper import InfraEdit, TamperMode
-from atlas_agent.models.base import Usage
+from atlas_agent.vocabulary import Usage
 
 Outcome = Literal["resolved", "unresolved", "error", "empty_patch", "incomplete", "refused"]
 FailureKind = Literal["infra", "ambiguous"]

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atlas_agent.models.base import (
-    Message,
-    Model,
-    ModelError,
-    ModelProvider,
-    Sampling,
-    ToolCall,
-    ToolSpec,
-    Turn,
-    Usage,
-)
+from atlas_agent.models.base import Model, ModelError, ModelProvider, Turn
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.replay import ReplayProvider
 
 __all__ = [
-    "Message",
     "Model",
     "ModelError",
     "ModelOptions",
     "ModelProvider",
-    "Sampling",
-    "ToolCall",
-    "ToolSpec",
     "Turn",
-    "Usage",
     "open_provider",
 ]
 

@@ -19,10 +19,11 @@ from typing import Any
 import anthropic
 from anthropic.types import Message as ApiMessage
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, RetryRecord, Sampling, ToolSpec, Turn
+from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.claude_format import parse_reply, reply_usage, request_body
 from atlas_agent.models.options import ModelOptions, price_for
 from atlas_agent.models.retry import Retryable, call_with_retries
+from atlas_agent.vocabulary import Message, RetryRecord, Sampling, ToolSpec
 
 # The API's wordings for a prompt past the window: "prompt is too long: 215000 tokens > 200000 maximum",
 # and "input length and `max_tokens` exceed context limit: 188240 + 21333 > 200000, ...".

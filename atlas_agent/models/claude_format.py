@@ -10,7 +10,7 @@ from typing import Any
 
 from anthropic.types import Message as ApiMessage
 
-from atlas_agent.models.base import Message, ToolCall, ToolSpec, Usage
+from atlas_agent.vocabulary import Message, ToolCall, ToolSpec, Usage
 
 EPHEMERAL = {"type": "ephemeral"}
 # The API rejects a request with more than four cache_control blocks.

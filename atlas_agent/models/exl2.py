@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, ChatFormat
+from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
 from atlas_agent.models.exl2_attention import route_decode_through_sdpa
 from atlas_agent.models.local import STOP, reply_budget
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.models.vram import PAGE_SIZE, CacheType, VramPlan, choose_plan, load_model_shape, plan_request
-from atlas_agent.serve.engine import Finish, atlas_messages, atlas_tools
+from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
 
 GPU_HINT = "pip install 'atlas-agent[gpu]' (exllamav2 0.3.2; its CUDA extension compiles on first use, ~2-3 min)"
 PAGED_FLASH_ATTN = (2, 5, 7)  # the first flash-attn with the block tables the paged generator needs

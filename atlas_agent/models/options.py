@@ -7,8 +7,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atlas_agent.models.base import ModelError, Sampling, Usage
+from atlas_agent.models.base import ModelError
 from atlas_agent.models.retry import RetryPolicy
+from atlas_agent.vocabulary import Sampling, Usage
 
 
 class Price(BaseModel):

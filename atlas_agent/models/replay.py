@@ -22,8 +22,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from atlas_agent.models.base import Message, ModelError, Sampling, ToolCall, ToolSpec, Turn
+from atlas_agent.models.base import ModelError, Turn
 from atlas_agent.models.options import ModelOptions
+from atlas_agent.vocabulary import Message, Sampling, ToolCall, ToolSpec
 
 
 class ReplayStep(BaseModel, extra="forbid"):

@@ -21,7 +21,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from atlas_agent.models.base import ToolCall, Turn
+from atlas_agent.models.base import Turn
+from atlas_agent.vocabulary import ToolCall
 
 JSON_SHAPE = 'write {"name": ..., "arguments": {...}}'
 

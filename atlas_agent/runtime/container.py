@@ -18,9 +18,10 @@ from atlas_agent.errors import AtlasError, ImageMissing
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
 from atlas_agent.runtime.docker_shell import DockerExecChannel
-from atlas_agent.runtime.environment import ShellEnvironment, setup_lines
+from atlas_agent.runtime.environment import setup_lines
 from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
-from atlas_agent.runtime.shell import CommandResult, PersistentShell
+from atlas_agent.runtime.shell import PersistentShell
+from atlas_agent.vocabulary import CommandResult, ShellEnvironment
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _S_IFDIR, _S_IFLNK = 1 << 31, 1 << 27  # Go's os.FileMode bits in the engine's path stat

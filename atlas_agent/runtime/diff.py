@@ -6,7 +6,7 @@ import secrets
 import shlex
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.tools.base import Workspace
+from atlas_agent.runtime.workspace import Workspace
 
 # Runs in a subshell, so its cd and exports stay out of the session. A copy of the real index takes
 # `git add -A`, which then costs a stat per file; the repository's own index is never written. The

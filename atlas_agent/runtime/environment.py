@@ -12,8 +12,6 @@ from __future__ import annotations
 import re
 import shlex
 
-from pydantic import BaseModel, Field
-
 START_MARKER = ": '>>>>> Start Test Output'"
 END_MARKER = ": '>>>>> End Test Output'"
 # The files an interactive bash reads at start-up; images put their environment activation there.
@@ -23,27 +21,6 @@ _ENV_LINE = re.compile(
     r"^(?:(?:source|\.)\s+\S.*|conda\s+activate(?:\s+\S+)?|export\s+[A-Za-z_][A-Za-z0-9_]*=.*|cd\s+\S.*)$"
 )
 _HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
-
-
-class SetupStep(BaseModel):
-    """One start-up file or set-up line, as it ran in the shell."""
-
-    command: str
-    exit_code: int
-    output: str = ""
-
-
-class ShellEnvironment(BaseModel):
-    """What the shell ran before the agent's first command, and the Python it ended up with.
-    Recorded in the trajectory, so a run says which environment its episodes had."""
-
-    steps: list[SetupStep] = Field(default_factory=list)
-    python: str = ""  # `command -v python` afterwards
-    python_prefix: str = ""  # that interpreter's sys.prefix
-
-    @property
-    def failed(self) -> list[SetupStep]:
-        return [step for step in self.steps if step.exit_code != 0]
 
 
 def setup_lines(eval_script: str | None, *, workdir: str = "/testbed", task_root: str = "/testbed") -> list[str]:

@@ -31,9 +31,10 @@ import git
 from atlas_agent.errors import AtlasError
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
-from atlas_agent.runtime.environment import ShellEnvironment, setup_lines
+from atlas_agent.runtime.environment import setup_lines
 from atlas_agent.runtime.images import CONTEXT_IGNORE
-from atlas_agent.runtime.shell import CommandResult, PersistentShell, ShellDied
+from atlas_agent.runtime.shell import PersistentShell, ShellDied
+from atlas_agent.vocabulary import CommandResult, ShellEnvironment
 
 _READ_BYTES = 1 << 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

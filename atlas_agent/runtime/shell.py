@@ -14,10 +14,9 @@ import threading
 import time
 from typing import Protocol
 
-from pydantic import BaseModel
-
 from atlas_agent.errors import AtlasError
-from atlas_agent.runtime.environment import RC_FILES, SetupStep, ShellEnvironment
+from atlas_agent.runtime.environment import RC_FILES
+from atlas_agent.vocabulary import CommandResult, SetupStep, ShellEnvironment
 
 TIMEOUT_EXIT_CODE = 137
 # After interrupting a timed-out command, how long to wait for its sentinel before restarting.
@@ -110,15 +109,6 @@ class ShellChannel(Protocol):
     def check_alive(self) -> None:
         """ShellDied when the environment the shell lives in has ended."""
         ...
-
-
-class CommandResult(BaseModel):
-    output: str
-    exit_code: int
-    timed_out: bool = False
-    truncated: bool = False
-    total_bytes: int
-    duration_s: float
 
 
 def ansi_c_quote(text: str) -> str:

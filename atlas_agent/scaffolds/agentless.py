@@ -15,16 +15,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import AgentStop, limit_exceeded, render
-from atlas_agent.models.base import Message, ModelError, Sampling
-from atlas_agent.scaffolds.base import SolveContext, TaskWorkspace, submit_choice
+from atlas_agent.agent.history import estimate_tokens
+from atlas_agent.models.base import ModelError
+from atlas_agent.runtime.workspace import TaskWorkspace
+from atlas_agent.scaffolds.base import SolveContext, submit_choice
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig
 from atlas_agent.scaffolds.edits import Edit, EditRejected, apply_edits, code_snippets, file_outlines
-from atlas_agent.scaffolds.history import estimate_tokens
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.scaffolds.verify import reset_checkout, verify_patch
 from atlas_agent.tools.test_command import DEFAULT_PYTEST
 from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Candidate, Choice, Stage
+from atlas_agent.vocabulary import Message, Sampling, StopReason
 
 
 class FilesAnswer(BaseModel):
@@ -54,11 +56,11 @@ class AgentlessScaffold:
         try:
             self._run_pipeline(ctx)
         except AgentStop as stop:
-            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = stop.reason.value, stop.detail
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = stop.reason, stop.detail
             ctx.save()
             return ""
         except ModelError as exc:
-            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = "model_error", str(exc)
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = StopReason.MODEL_ERROR, str(exc)
             ctx.save()
             return ""
         return submit_choice(ctx, self._select(ctx))

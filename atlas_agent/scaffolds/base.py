@@ -7,19 +7,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from atlas_agent.agent.settings import LoopSettings
 from atlas_agent.models.base import ModelProvider
-from atlas_agent.scaffolds.config import LoopSettings
+from atlas_agent.runtime.workspace import TaskWorkspace
 from atlas_agent.tasks import Task
-from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Choice, Trajectory
-
-
-class TaskWorkspace(Workspace, Protocol):
-    """A task's checkout at its base commit: a task container, or a local checkout."""
-
-    def diff(self, base_commit: str) -> str: ...
-
+from atlas_agent.vocabulary import StopReason
 
 # Opens a fresh workspace of the task; the label tells attempts apart in names and logs.
 WorkspaceFactory = Callable[[str], AbstractContextManager[TaskWorkspace]]
@@ -64,7 +58,7 @@ def fit_to_model(settings: LoopSettings, provider: ModelProvider) -> LoopSetting
 def submit_choice(ctx: SolveContext, choice: Choice) -> str:
     """Record a multi-candidate scaffold's decision and return the chosen patch ("" for none)."""
     ctx.trajectory.choice = choice
-    ctx.trajectory.stop_reason = "submitted" if choice.candidate_id else "no_candidate"
+    ctx.trajectory.stop_reason = StopReason.SUBMITTED if choice.candidate_id else StopReason.NO_CANDIDATE
     ctx.trajectory.stop_detail = choice.reason
     ctx.save()
     chosen = next((c for c in ctx.trajectory.candidates if c.id == choice.candidate_id), None)

@@ -8,7 +8,7 @@ import time
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, limit_exceeded, render
-from atlas_agent.models.base import Message, ModelError, Sampling
+from atlas_agent.models.base import ModelError
 from atlas_agent.scaffolds.base import SolveContext, fit_to_model, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask
@@ -16,6 +16,7 @@ from atlas_agent.scaffolds.verify import PatchEvidence, verify_patch
 from atlas_agent.tools import build_tools
 from atlas_agent.tools.test_runner import TestRunner
 from atlas_agent.trajectory import Candidate, Choice, Stage, Trajectory
+from atlas_agent.vocabulary import Message, Sampling
 
 
 class ReviewAnswer(BaseModel):
@@ -39,7 +40,7 @@ class BestOfKScaffold:
             ctx.save()
         patch = submit_choice(ctx, self._choose(ctx))
         if exceeded is not None and not patch:
-            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = exceeded[0].value, exceeded[1]
+            ctx.trajectory.stop_reason, ctx.trajectory.stop_detail = exceeded
             ctx.save()
         return patch
 

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.tools.base import Workspace
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.lint import is_python, new_problem
 from atlas_agent.tools.outline import Definition, definitions
 from atlas_agent.tools.paths import UsageError

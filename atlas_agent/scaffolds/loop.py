@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from atlas_agent.agent import Agent
+from atlas_agent.agent.settings import LoopSettings
 from atlas_agent.scaffolds.base import SolveContext, fit_to_model
-from atlas_agent.scaffolds.config import LoopSettings
 from atlas_agent.tools import build_tools
 
 

@@ -12,8 +12,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from atlas_agent.models.base import Message, Model, ModelError, ToolSpec
+from atlas_agent.models.base import Model, ModelError
 from atlas_agent.trajectory import Stage, Step, now_iso
+from atlas_agent.vocabulary import Message, ToolSpec
 
 Answer = TypeVar("Answer", bound=BaseModel)
 MAX_ATTEMPTS = 3

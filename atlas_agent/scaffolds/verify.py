@@ -11,7 +11,7 @@ import shlex
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.tools.base import Workspace
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.test_runner import TestRunner
 
 # The harness's own order: strict first, then more forgiving. {patch} is a quoted path.

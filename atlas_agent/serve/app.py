@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from atlas_agent.serve.engine import Engine, Finish
+from atlas_agent.models.engine import Engine, Finish
 from atlas_agent.serve.metrics import Metrics
 from atlas_agent.serve.protocol import (
     ApiError,

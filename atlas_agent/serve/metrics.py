@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from atlas_agent.serve.engine import Finish
+from atlas_agent.models.engine import Finish
 
 # decode speed is averaged over this many recent requests: recent enough to show a slowdown
 # (a longer context, more concurrent agents), long enough not to jump with every request

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from atlas_agent.models.engine import Finish
 from atlas_agent.models.toolcall_parser import ArgumentsError, decode_arguments, parse_tool_calls
-from atlas_agent.serve.engine import Finish
 
 
 class ApiError(Exception):

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from atlas_agent.serve.engine import Engine, Finish
+from atlas_agent.models.engine import Engine, Finish
 from atlas_agent.serve.metrics import Metrics
 
 _Item = str | Finish | BaseException

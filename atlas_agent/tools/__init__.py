@@ -4,7 +4,7 @@ minimal bash + submit set."""
 from __future__ import annotations
 
 from atlas_agent.tools.aci import WorkspaceTool
-from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
+from atlas_agent.tools.base import Tool, ToolArgumentError
 from atlas_agent.tools.bash import BashTool
 from atlas_agent.tools.edit import EditTool
 from atlas_agent.tools.find_files import FindFilesTool
@@ -20,7 +20,6 @@ __all__ = [
     "BashTool",
     "EditTool",
     "FindFilesTool",
-    "Observation",
     "RunTestsTool",
     "SearchTool",
     "SubmitTool",
@@ -29,7 +28,6 @@ __all__ = [
     "Tool",
     "ToolArgumentError",
     "ViewTool",
-    "Workspace",
     "build_tools",
     "default_tools",
 ]

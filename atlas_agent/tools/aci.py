@@ -10,10 +10,11 @@ import time
 from abc import abstractmethod
 from typing import Any
 
-from atlas_agent.runtime.shell import CommandResult
-from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tools.base import Tool
 from atlas_agent.tools.output import observe
 from atlas_agent.tools.paths import UsageError
+from atlas_agent.vocabulary import CommandResult, Observation
 
 # The model's session may have `set -e`, `set -x` or another cwd: none of it may change what a
 # tool's script does or prints, and the subshell keeps the tool's `cd` out of the session.

@@ -4,36 +4,12 @@ becomes the schema the model sees."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
-from atlas_agent.models.base import ToolSpec
-from atlas_agent.runtime.shell import CommandResult
-
-
-class Workspace(Protocol):
-    """What tools act on: a task container (or anything with a shell and file access)."""
-
-    workdir: str
-
-    def run(self, command: str, timeout: float = 120.0) -> CommandResult: ...
-
-    def read_file(self, path: str) -> bytes: ...
-
-    def write_file(self, path: str, data: bytes | str, mode: int = 0o644) -> None: ...
-
-
-class Observation(BaseModel):
-    """What a tool call returns: `output` is what the model sees (bounded); `full_output` keeps the
-    complete text in the trajectory when `output` had to be shortened."""
-
-    output: str
-    full_output: str | None = None
-    exit_code: int | None = None
-    timed_out: bool = False
-    truncated: bool = False
-    duration_s: float = 0.0
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.vocabulary import Observation, ToolSpec
 
 
 class ToolArgumentError(ValueError):

@@ -6,8 +6,10 @@ import time
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tools.base import Tool
 from atlas_agent.tools.output import observe
+from atlas_agent.vocabulary import Observation
 
 
 class BashArgs(BaseModel):

@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.aci import WorkspaceTool, capture, shell
-from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.lint import excerpt, is_python, new_problem
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import RepoPath, UsageError, resolve

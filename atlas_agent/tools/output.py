@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from atlas_agent.tools.base import Observation
+from atlas_agent.vocabulary import Observation
 
 MAX_CHARS = 16_000
 # A cut lands on a line break when one is this close to the budget's edge, so lines stay whole.

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from atlas_agent.tools.base import Workspace
+from atlas_agent.runtime.workspace import Workspace
 
 
 class UsageError(Exception):

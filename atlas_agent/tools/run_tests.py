@@ -8,10 +8,12 @@ from collections import Counter
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tools.base import Tool
 from atlas_agent.tools.output import bound, observe
 from atlas_agent.tools.test_command import TargetError
 from atlas_agent.tools.test_runner import TestRun, TestRunner
+from atlas_agent.vocabulary import Observation
 
 MAX_NAMES = 30
 OUTPUT_CHARS = 8_000

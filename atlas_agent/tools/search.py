@@ -9,8 +9,8 @@ import shlex
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.aci import FILES_UNDER, WorkspaceTool, capture
-from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import UsageError, glob_match, resolve
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from atlas_agent.tools.base import Observation, Tool, Workspace
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tools.base import Tool
+from atlas_agent.vocabulary import Observation
 
 
 class SubmitArgs(BaseModel):

@@ -10,8 +10,8 @@ import tarfile
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.aci import FILES_UNDER, WorkspaceTool, capture
-from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.lint import is_python
 from atlas_agent.tools.outline import Definition, definitions
 from atlas_agent.tools.output import plural

@@ -7,8 +7,8 @@ import shlex
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.aci import WorkspaceTool, capture, nul_split
-from atlas_agent.tools.base import Workspace
 from atlas_agent.tools.output import numbered, plural
 from atlas_agent.tools.paths import UsageError, resolve
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
+from atlas_agent.agent.history import process_history
+from atlas_agent.agent.settings import Limits, LoopSettings
 from atlas_agent.errors import AtlasError
-from atlas_agent.models.base import ContextOverflow, Message, Model, ModelError, ToolCall
-from atlas_agent.scaffolds.config import Limits, LoopSettings
-from atlas_agent.scaffolds.history import process_history
-from atlas_agent.tools.base import Observation, Tool, ToolArgumentError, Workspace
+from atlas_agent.models.base import ContextOverflow, Model, ModelError
+from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tools.base import Tool, ToolArgumentError
 from atlas_agent.trajectory import Step, ToolResult, Trajectory, now_iso
+from atlas_agent.vocabulary import Message, Observation, StopReason, ToolCall
 
 MAX_FORMAT_ERRORS = 3
 _TEMPLATES = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
@@ -23,19 +24,6 @@ _TEMPLATES = Environment(undefined=StrictUndefined, keep_trailing_newline=True, 
 
 def render(template: str, **values: Any) -> str:
     return _TEMPLATES.from_string(template).render(**values)
-
-
-class StopReason(StrEnum):
-    SUBMITTED = "submitted"
-    STEP_LIMIT = "step_limit"
-    COST_LIMIT = "cost_limit"
-    TOKEN_LIMIT = "token_limit"
-    TIME_LIMIT = "time_limit"
-    STUCK = "stuck"
-    FORMAT_ERRORS = "format_errors"
-    CONTEXT_OVERFLOW = "context_overflow"
-    MODEL_ERROR = "model_error"
-    RUNTIME_ERROR = "runtime_error"
 
 
 class AgentStop(Exception):
@@ -118,7 +106,7 @@ class Agent:
                 if format_errors >= MAX_FORMAT_ERRORS:
                     raise AgentStop(StopReason.FORMAT_ERRORS, f"{format_errors} replies in a row without a tool call")
         except AgentStop as stop:
-            trajectory.stop_reason = stop.reason.value
+            trajectory.stop_reason = stop.reason
             trajectory.stop_detail = stop.detail
         trajectory.finished_at = now_iso()
         self.on_step(trajectory)

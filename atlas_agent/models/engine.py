@@ -13,7 +13,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from atlas_agent.models.base import Message, ToolCall, ToolSpec
+from atlas_agent.vocabulary import Message, ToolCall, ToolSpec
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from atlas_agent.models.base import Message
+from atlas_agent.vocabulary import Message
 
 # Conservative: code and logs run at 3-4 characters per token in common BPE vocabularies.
 CHARS_PER_TOKEN = 3.0

@@ -11,8 +11,8 @@ from collections.abc import Generator
 from typing import Any
 
 from atlas_agent.models.chat_template import ChatFormat
+from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
 from atlas_agent.models.local import STOP, LoadedModel
-from atlas_agent.serve.engine import Finish, atlas_messages, atlas_tools
 
 
 class GGUFEngine:
