@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import time
 from collections.abc import Iterator
 
@@ -86,6 +87,21 @@ def test_cd_export_and_functions_persist(shell: PersistentShell) -> None:
     result = shell.run('pwd; echo $FOO; greet you; echo "${ARR[1]}"')
     assert result.output == "/tmp\nbar\nhi you\ny\n"
     assert shell.cwd == "/tmp"
+
+
+def test_a_local_shell_is_interruptible_when_atlas_ignores_sigint() -> None:
+    """Started in the background (`&`, nohup), Atlas inherits SIGINT ignored; its shells must not."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        shell = PersistentShell(LocalProcessChannel("/", shell_environment()), workdir="/tmp")
+        shell.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        result = shell.run("sleep 30; echo not reached", timeout=1)
+        assert result.timed_out and "not reached" not in result.output
+    finally:
+        shell.close()
 
 
 def test_timeout_kills_the_command_and_keeps_the_session(shell: PersistentShell) -> None:

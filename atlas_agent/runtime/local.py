@@ -71,6 +71,7 @@ class LocalProcessChannel:
                 cwd=self._cwd,
                 env=self._env,
                 start_new_session=True,  # Ctrl-C at the terminal reaches Atlas, not the agent's commands
+                preexec_fn=_default_interrupts,
             )
         except OSError as exc:
             raise ShellDied(f"cannot start {argv[0]} on this machine: {exc.strerror}") from None
@@ -134,6 +135,14 @@ class LocalProcessChannel:
             os.killpg(self._proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
+
+
+def _default_interrupts() -> None:
+    """In the shell's child process, before bash starts: SIGINT and SIGQUIT back to their defaults.
+    Atlas started in the background (`cmd &`, nohup, some CI runners) inherits them ignored, and bash
+    can neither trap nor reset a signal ignored on entry: timed-out commands could not be interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
 
 
 class LocalWorkspace(cleanup.Scoped):
