@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -248,7 +248,7 @@ def eval_(
     ] = False,
 ) -> None:
     """Grade a run with the official SWE-bench harness; writes report.json and report.md."""
-    _evaluate(run_path, workers, timeout, reuse, cast("TamperMode", tamper.value), repeat)
+    _evaluate(run_path, workers, timeout, reuse, tamper.value, repeat)
 
 
 @app.command()

@@ -103,7 +103,8 @@ class ClaudeModel:
 
         def call() -> ApiMessage:
             try:
-                return self._client.messages.create(**arguments)
+                reply: ApiMessage = self._client.messages.create(**arguments)
+                return reply
             except anthropic.APIError as exc:
                 raise translate_error(self._model_id, exc) from exc
 

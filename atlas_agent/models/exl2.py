@@ -362,7 +362,7 @@ class Exl2Provider:
 
     @property
     def context_window(self) -> int:
-        return self.runtime.context
+        return int(self.runtime.context)
 
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Exl2Model:
         """`sampling` overrides `-M temperature` / `max_output_tokens`."""

@@ -41,8 +41,8 @@ class RetryPolicy(BaseModel):
         backoff = min(self.max_wait_s, self.initial_wait_s * 2 ** (attempt - 1))
         jittered = backoff * random.uniform(0.5, 1.0)  # spread out workers that failed together
         if retry_after is not None:
-            return min(max(jittered, retry_after), self.max_retry_after_s)
-        return jittered
+            return float(min(max(jittered, retry_after), self.max_retry_after_s))
+        return float(jittered)
 
 
 def call_with_retries(

@@ -274,8 +274,7 @@ def _hub_unreachable() -> str | None:
     One short HEAD request; without it load_dataset retries with backoff for ~25 s
     when name resolution fails, and for minutes when packets are silently dropped.
     """
-    from huggingface_hub import constants
-    from huggingface_hub.utils import get_session
+    from huggingface_hub import constants, get_session
 
     endpoint = constants.ENDPOINT
     outcome: list[str | None] = []

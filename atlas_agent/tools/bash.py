@@ -28,7 +28,7 @@ class BashTool(Tool):
     def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
 
-    def run(self, args: BashArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
+    def run(self, args: BashArgs, workspace: Workspace) -> Observation:
         started = time.monotonic()
         result = workspace.run(args.command, timeout=self.timeout)
         output = result.output

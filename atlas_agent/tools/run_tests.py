@@ -43,7 +43,7 @@ class RunTestsTool(Tool):
         self.runner = runner or TestRunner()
         self.timeout = timeout
 
-    def run(self, args: RunTestsArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
+    def run(self, args: RunTestsArgs, workspace: Workspace) -> Observation:
         started = time.monotonic()
         try:
             command = self.command(args.target)

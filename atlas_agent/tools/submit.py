@@ -19,5 +19,5 @@ class SubmitTool(Tool):
     Args = SubmitArgs
     ends_episode = True
 
-    def run(self, args: SubmitArgs, workspace: Workspace) -> Observation:  # type: ignore[override]
+    def run(self, args: SubmitArgs, workspace: Workspace) -> Observation:
         return Observation(output="Submitted.")
