@@ -129,8 +129,8 @@ def run(
     from atlas_agent.rundir import RunConfig, RunDir
     from atlas_agent.runner import Runner
     from atlas_agent.runtime.docker_client import connect
-    from atlas_agent.runtime.local import check_sources
-    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.runtime.local_workspace import check_sources
+    from atlas_agent.runtime.task_images import prepare_images
     from atlas_agent.scaffolds.loader import load_scaffold
     from atlas_agent.tasks.loaders import task_repo_dir
 
@@ -300,7 +300,7 @@ def images_build(
     """Build (offline) or pull the image of every selected task."""
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.images import ensure_env_image
-    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.runtime.task_images import prepare_images
     from atlas_agent.tasks.loaders import task_repo_dir
 
     _, tasks = _load_selection(dataset, split, instances, None, None, None)
@@ -388,7 +388,7 @@ def gc(
 ) -> None:
     """Remove containers left behind by killed runs."""
     from atlas_agent.runtime.docker_client import connect
-    from atlas_agent.runtime.gc import list_containers, remove_containers
+    from atlas_agent.runtime.orphans import list_containers, remove_containers
 
     client = connect()
     leftovers = list_containers(client, run_id=run_id, only_orphans=not all_)

@@ -17,7 +17,7 @@ from atlas_agent.models.base import ModelProvider
 from atlas_agent.rundir import InstanceStatus, RunConfig, RunDir
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.runtime.local import LocalWorkspace, checkout_source
+from atlas_agent.runtime.local_workspace import LocalWorkspace, checkout_source
 from atlas_agent.scaffolds import SolveContext, build_scaffold
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir

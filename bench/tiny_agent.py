@@ -156,7 +156,7 @@ def examples(trajectory: dict[str, Any], template: str, bos: str, eos: str) -> l
 
 
 def make_data(out: Path) -> None:
-    from atlas_agent.models.local import bundled_gguf, load_engine
+    from atlas_agent.models.gguf import bundled_gguf, load_engine
 
     loaded = load_engine(bundled_gguf("smollm2"))
     tasks = [task for task in load_tasks("atlas-mini") if task.repo in TRAIN_REPOS]

@@ -32,7 +32,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After the whole suite no Atlas container may exist: every exit path must clean up."""
     try:
         from atlas_agent.runtime.docker_client import connect
-        from atlas_agent.runtime.gc import PID_LABEL, is_orphan, list_containers
+        from atlas_agent.runtime.orphans import PID_LABEL, is_orphan, list_containers
 
         # Ours (made in this process) or nobody's (their owner, e.g. an `atlas` subprocess, is gone);
         # containers of other live processes on the same engine are not this suite's business.

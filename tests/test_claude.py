@@ -17,7 +17,7 @@ from atlas_agent.models import open_provider
 from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.claude import ClaudeModel
 from atlas_agent.models.options import PRICES, parse_model_options
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from atlas_agent.vocabulary import Message, Sampling, ToolCall, ToolSpec
 from helpers import atlas, one_line_error

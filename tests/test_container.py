@@ -18,7 +18,7 @@ from docker.errors import NotFound
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
-from atlas_agent.runtime.gc import MANAGED_LABEL, list_containers, remove_containers
+from atlas_agent.runtime.orphans import MANAGED_LABEL, list_containers, remove_containers
 
 pytestmark = pytest.mark.docker
 

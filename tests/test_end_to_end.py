@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atlas_agent.runtime.gc import list_containers
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.orphans import list_containers
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from helpers import ATLAS, atlas
 

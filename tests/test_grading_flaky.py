@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import load_tasks
 from helpers import atlas
 

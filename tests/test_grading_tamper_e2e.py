@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from helpers import atlas
 

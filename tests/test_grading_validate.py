@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from atlas_agent.grading.validate import validation_dir, validation_row
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from helpers import atlas, one_line_error
 

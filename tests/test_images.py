@@ -6,7 +6,7 @@ import pytest
 from docker.errors import ImageNotFound
 
 from atlas_agent.runtime.images import ENV_IMAGE, ensure_env_image
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 
 pytestmark = pytest.mark.docker

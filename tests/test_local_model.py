@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from atlas_agent.models import local, open_provider
+from atlas_agent.models import gguf, open_provider
 from atlas_agent.models.base import ContextOverflow, ModelError
 from atlas_agent.models.chat_template import (
     CHATML_TEMPLATE,
@@ -21,9 +21,9 @@ from atlas_agent.models.chat_template import (
     render_prompt,
     tools_block,
 )
-from atlas_agent.models.local import LoadedModel, LocalModel, LocalProvider, reply_budget, trained_context
+from atlas_agent.models.gguf import LoadedModel, LocalModel, LocalProvider, reply_budget, trained_context
 from atlas_agent.models.options import ModelOptions
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from atlas_agent.vocabulary import Message, Sampling, ToolCall
 from helpers import BASH_TOOL, SUBMIT_TOOL, atlas
@@ -214,7 +214,7 @@ def test_written_calls_become_tool_calls_and_unreadable_ones_format_errors() -> 
 def test_a_conversations_sampling_reaches_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     llm = ScriptedLlama(*[("Done.", "stop")] * 3)
     engine = LoadedModel(llm, 100_000, CHATML_TEMPLATE, "", "", 0.0, threading.Lock())
-    monkeypatch.setattr(local, "load_engine", lambda *_args: engine)
+    monkeypatch.setattr(gguf, "load_engine", lambda *_args: engine)
     provider = LocalProvider(Path("model.gguf"), "gguf:model", ModelOptions(max_output_tokens=64))
     for sampling in (None, Sampling(temperature=0.9, max_output_tokens=32), Sampling(max_output_tokens=8)):
         provider.for_instance("x", sampling=sampling).complete(CONVERSATION[:2], [])

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.runtime.local import LocalWorkspace, checkout_source
+from atlas_agent.runtime.local_workspace import LocalWorkspace, checkout_source
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from helpers import ATLAS, SCAFFOLD_CASES, SCAFFOLD_REPLAYS, atlas, one_line_error
 
@@ -89,7 +89,7 @@ def test_dataset_without_sources_is_refused_in_one_line(tmp_path: Path, mini_tas
 @pytest.mark.docker
 def test_local_run_is_graded_by_the_official_harness(tmp_path: Path, mini_tasks: list[Task], docker_client) -> None:
     """The demo agent works the suite on this machine; `atlas eval` grades its predictions in task images."""
-    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.runtime.task_images import prepare_images
 
     prepare_images(docker_client, mini_tasks, MINI_SUITE_DIR)
     env = {"TMPDIR": str(tmp_path)}
@@ -136,7 +136,7 @@ def test_sigterm_removes_checkouts_and_their_processes(tmp_path: Path, mini_task
 def test_every_scaffold_resolves_its_task_on_the_local_runtime(tmp_path: Path, scaffold: str, docker_client) -> None:
     """Several workspaces per instance (best-of-k), resets and candidate patches (agentless) work on
     host checkouts too; the patches resolve in the task image; nothing is left in the shared /tmp."""
-    from atlas_agent.runtime.prepare import prepare_images
+    from atlas_agent.runtime.task_images import prepare_images
 
     task = next(t for t in load_tasks("atlas-mini") if t.instance_id == SCAFFOLD_CASES[scaffold])
     prepare_images(docker_client, [task], MINI_SUITE_DIR)

@@ -20,7 +20,7 @@ from atlas_agent.models.base import ContextOverflow, Model, ModelError
 from atlas_agent.models.openai_client import OpenAIProvider, retry_after, split_spec, turn_from_reply
 from atlas_agent.models.options import ModelOptions, parse_model_options
 from atlas_agent.models.retry import RetryPolicy
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from atlas_agent.vocabulary import Message, Sampling, ToolCall
 from helpers import BASH_TOOL, SUBMIT_TOOL, atlas

@@ -11,7 +11,7 @@ import yaml
 from atlas_agent.errors import AtlasError
 from atlas_agent.models.options import parse_model_options
 from atlas_agent.rundir import RunConfig, RunDir
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.scaffolds.loader import load_scaffold
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from helpers import atlas, one_line_error

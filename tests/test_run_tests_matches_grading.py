@@ -9,7 +9,7 @@ import pytest
 
 from atlas_agent.grading.harness import grade, instance_log_dir
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.test_runner import TestRunner, official_parser

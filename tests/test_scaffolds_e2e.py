@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from atlas_agent.runtime.gc import list_containers
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.orphans import list_containers
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from helpers import SCAFFOLD_CASES as CASES
 from helpers import SCAFFOLD_REPLAYS as REPLAYS

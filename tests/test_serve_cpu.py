@@ -18,7 +18,7 @@ import pytest
 
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
 from atlas_agent.vocabulary import Message
 from helpers import ATLAS, BASH_TOOL, atlas

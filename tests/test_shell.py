@@ -11,7 +11,7 @@ import pytest
 
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.runtime.docker_shell import DockerExecChannel
-from atlas_agent.runtime.local import LocalProcessChannel, shell_environment
+from atlas_agent.runtime.local_workspace import LocalProcessChannel, shell_environment
 from atlas_agent.runtime.shell import PersistentShell, ShellDied
 
 CAP = 100_000

@@ -20,7 +20,7 @@ import yaml
 
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.runtime.images import CONDA_PREFIX, ENV_REQUIREMENTS, TESTBED_INSTALLER, wheelhouse
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from helpers import atlas
 

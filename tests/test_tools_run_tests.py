@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, Task, load_tasks
 from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.test_runner import TestRunner

@@ -25,7 +25,7 @@ from atlas_agent.grading.report import RunReport, build_report
 from atlas_agent.grading.report_md import render_markdown
 from atlas_agent.grading.tamper import TamperMode
 from atlas_agent.rundir import RunDir
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import Task, load_tasks, select_tasks
 from atlas_agent.tasks.loaders import task_repo_dir
 

@@ -16,7 +16,7 @@ import docker
 from docker.errors import NotFound
 
 from atlas_agent.grading.tamper import Screening, TamperMode, base_files_needed, rules_for, screen_patch
-from atlas_agent.runtime.gc import owner_labels
+from atlas_agent.runtime.orphans import owner_labels
 from atlas_agent.tasks import Task
 from atlas_agent.tools.test_command import TASK_ROOT
 

@@ -24,7 +24,7 @@ import swebench.harness.reporting as official_reporting
 import swebench.harness.run_evaluation as official_eval
 from swebench.harness.utils import make_test_spec
 
-from atlas_agent.runtime.gc import owner_labels
+from atlas_agent.runtime.orphans import owner_labels
 
 _LOG_DIR_LOCK = threading.Lock()
 

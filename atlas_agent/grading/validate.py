@@ -17,7 +17,7 @@ import docker
 from pydantic import BaseModel
 
 from atlas_agent.grading.harness import grade, instance_log_dir, instance_reports
-from atlas_agent.runtime.prepare import prepare_images
+from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import MINI_SUITE_NAME, resolve_hf_name, source_label
 

@@ -39,7 +39,7 @@ def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvid
 
         return open_openai(rest, options)
     if kind in ("local", "gguf") and rest:
-        from atlas_agent.models.local import open_local  # llama.cpp loads only when a CPU run needs it
+        from atlas_agent.models.gguf import open_local  # llama.cpp loads only when a CPU run needs it
 
         return open_local(kind, rest, options)
     if kind == "exl2" and rest:

@@ -27,7 +27,7 @@ from atlas_agent.models.base import ContextOverflow, ModelError, Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, ChatFormat
 from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
 from atlas_agent.models.exl2_attention import route_decode_through_sdpa
-from atlas_agent.models.local import STOP, reply_budget
+from atlas_agent.models.gguf import STOP, reply_budget
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.models.vram import PAGE_SIZE, CacheType, VramPlan, choose_plan, load_model_shape, plan_request

@@ -1,7 +1,7 @@
 """The llama.cpp engine for `atlas serve`: a GGUF model on the CPU (the bundled SmolLM2, or any file).
 
 A thin adapter: the model, its chat template and the tool prompt are the in-process CPU backend's
-(models/local.py, models/chat_template.py), so a served model sees exactly what an in-process one
+(models/gguf.py, models/chat_template.py), so a served model sees exactly what an in-process one
 does. One stream at a time: llama.cpp on the CPU has one KV cache.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from atlas_agent.models.chat_template import ChatFormat
 from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
-from atlas_agent.models.local import STOP, LoadedModel
+from atlas_agent.models.gguf import STOP, LoadedModel
 
 
 class GGUFEngine:

@@ -19,7 +19,7 @@ from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
 from atlas_agent.runtime.docker_shell import DockerExecChannel
 from atlas_agent.runtime.environment import setup_lines
-from atlas_agent.runtime.gc import INSTANCE_LABEL, owner_labels
+from atlas_agent.runtime.orphans import INSTANCE_LABEL, owner_labels
 from atlas_agent.runtime.shell import PersistentShell
 from atlas_agent.vocabulary import CommandResult, ShellEnvironment
 

@@ -18,8 +18,8 @@ def open_engine(spec: str, *, agents: int = 1, context: int | None = None, cache
     """
     kind, _, rest = spec.partition(":")
     if kind in ("local", "gguf") and rest:
+        from atlas_agent.models.gguf import bundled_gguf, load_engine
         from atlas_agent.models.gguf_engine import GGUFEngine
-        from atlas_agent.models.local import bundled_gguf, load_engine
 
         path = bundled_gguf(rest) if kind == "local" else Path(rest).expanduser()
         return GGUFEngine(load_engine(path), rest if kind == "local" else path.stem)

@@ -1,8 +1,8 @@
 """Tasks: loading SWE-bench datasets and choosing which instances a run attempts."""
 
 from atlas_agent.tasks.loaders import MINI_SUITE_DIR, load_tasks, source_label
-from atlas_agent.tasks.model import EvalType, Task
 from atlas_agent.tasks.selection import Selection, parse_instances, select_tasks
+from atlas_agent.tasks.task import EvalType, Task
 
 __all__ = [
     "MINI_SUITE_DIR",

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from swebench.task.repo import TASK_FILE, TASKS_SUBDIR, TESTS_FILE, load_task, task_dirs
 
 from atlas_agent.errors import DatasetError
-from atlas_agent.tasks.model import Task, summarize_validation_error
+from atlas_agent.tasks.task import Task, summarize_validation_error
 
 MINI_SUITE_NAME = "atlas-mini"
 MINI_SUITE_DIR = Path(__file__).resolve().parent / "mini"

@@ -13,7 +13,7 @@ import re
 from pydantic import BaseModel
 
 from atlas_agent.errors import DatasetError
-from atlas_agent.tasks.model import Task
+from atlas_agent.tasks.task import Task
 
 
 class Selection(BaseModel):

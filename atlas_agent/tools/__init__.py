@@ -3,13 +3,13 @@ minimal bash + submit set."""
 
 from __future__ import annotations
 
-from atlas_agent.tools.aci import WorkspaceTool
 from atlas_agent.tools.base import Tool, ToolArgumentError
 from atlas_agent.tools.bash import BashTool
 from atlas_agent.tools.edit import EditTool
 from atlas_agent.tools.find_files import FindFilesTool
 from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.search import SearchTool
+from atlas_agent.tools.shell_scripts import WorkspaceTool
 from atlas_agent.tools.submit import SubmitTool
 from atlas_agent.tools.symbols import SymbolsTool
 from atlas_agent.tools.test_runner import TestRunner

@@ -11,10 +11,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import WorkspaceTool, capture, shell
 from atlas_agent.tools.lint import excerpt, is_python, new_problem
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import RepoPath, UsageError, resolve
+from atlas_agent.tools.shell_scripts import WorkspaceTool, capture, shell
 from atlas_agent.tools.textedit import Change, first_difference, insert_after, line_count, replace_once, snippet
 
 NEW_FILE_MODE = 0o644

@@ -8,9 +8,9 @@ import shlex
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import FILES_UNDER, WorkspaceTool, capture, nul_split
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import UsageError, glob_match, resolve
+from atlas_agent.tools.shell_scripts import FILES_UNDER, WorkspaceTool, capture, nul_split
 
 MAX_RESULTS = 200
 _MISSING = 3  # the script's exit status when the path does not exist

@@ -10,9 +10,9 @@ import shlex
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import FILES_UNDER, WorkspaceTool, capture
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import UsageError, glob_match, resolve
+from atlas_agent.tools.shell_scripts import FILES_UNDER, WorkspaceTool, capture
 
 MAX_MATCHES = 50
 MAX_PER_FILE = 10

@@ -11,11 +11,11 @@ import tarfile
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import FILES_UNDER, WorkspaceTool, capture
 from atlas_agent.tools.lint import is_python
 from atlas_agent.tools.outline import Definition, definitions
 from atlas_agent.tools.output import plural
 from atlas_agent.tools.paths import UsageError, resolve
+from atlas_agent.tools.shell_scripts import FILES_UNDER, WorkspaceTool, capture
 
 MAX_CANDIDATES = 200
 _MISSING = 3  # the script's exit status when the path does not exist

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import in_subshell, split_status
+from atlas_agent.tools.shell_scripts import in_subshell, split_status
 from atlas_agent.tools.test_command import (
     DEFAULT_PARSERS,
     TestCommand,

@@ -8,9 +8,9 @@ import shlex
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.aci import WorkspaceTool, capture, nul_split
 from atlas_agent.tools.output import numbered, plural
 from atlas_agent.tools.paths import UsageError, resolve
+from atlas_agent.tools.shell_scripts import WorkspaceTool, capture, nul_split
 
 DEFAULT_LINES = 100
 MAX_LINES = 300
