@@ -18,7 +18,7 @@ from atlas_agent.rundir import InstanceStatus, RunConfig, RunDir
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.container import TaskContainer
 from atlas_agent.runtime.local_workspace import LocalWorkspace, checkout_source
-from atlas_agent.scaffolds import SolveContext, build_scaffold
+from atlas_agent.scaffolds import SolveContext
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir
 from atlas_agent.trajectory import Trajectory, now_iso
@@ -151,4 +151,4 @@ class Runner:
             open_workspace=open_workspace,
             save=lambda: trajectory.save(folder / "trajectory.json"),
         )
-        return build_scaffold(self.config.scaffold).solve(context)
+        return self.config.scaffold.build().solve(context)

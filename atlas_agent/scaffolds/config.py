@@ -1,8 +1,9 @@
-"""Scaffold configuration: one pydantic model per strategy, chosen by the YAML's `type:` key."""
+"""Scaffold configuration: one pydantic model per strategy, chosen by the YAML's `type:` key, each
+building its own strategy (`build()`): a new scaffold is one config class and one union member."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -10,9 +11,17 @@ from pydantic_core import PydanticCustomError
 from atlas_agent.agent.settings import Limits, LoopSettings, Strict, Temperature
 from atlas_agent.vocabulary import Sampling
 
+if TYPE_CHECKING:  # the strategies import their configs: built lazily, imported for types only
+    from atlas_agent.scaffolds.base import Scaffold
+
 
 class ToolsScaffoldConfig(LoopSettings):
     type: Literal["tools"]
+
+    def build(self) -> Scaffold:
+        from atlas_agent.scaffolds.loop import LoopScaffold
+
+        return LoopScaffold(self)
 
 
 class BashOnlyScaffoldConfig(LoopSettings):
@@ -24,6 +33,11 @@ class BashOnlyScaffoldConfig(LoopSettings):
         if sorted(tools) != ["bash", "submit"]:
             raise PydanticCustomError("bash_only", "a bash-only scaffold has exactly the tools [bash, submit]")
         return tools
+
+    def build(self) -> Scaffold:
+        from atlas_agent.scaffolds.loop import LoopScaffold
+
+        return LoopScaffold(self)
 
 
 AttemptConfig = Annotated[ToolsScaffoldConfig | BashOnlyScaffoldConfig, Field(discriminator="type")]
@@ -49,6 +63,11 @@ class BestOfKScaffoldConfig(Strict):
     verify_timeout: float = Field(600.0, gt=0)
     # the whole episode (all attempts + review): no new attempt starts once one is reached
     limits: Limits = Field(default_factory=lambda: Limits(max_steps=1000, max_wall_s=7200.0))
+
+    def build(self) -> Scaffold:
+        from atlas_agent.scaffolds.best_of_k import BestOfKScaffold
+
+        return BestOfKScaffold(self)
 
 
 class AgentlessPrompts(Strict):
@@ -80,6 +99,11 @@ class AgentlessScaffoldConfig(Strict):
     reserve_output_tokens: int = Field(4096, ge=0)
     # model calls, cost, tokens and time over the whole pipeline, checked before every model call
     limits: Limits = Field(default_factory=lambda: Limits(max_steps=40))
+
+    def build(self) -> Scaffold:
+        from atlas_agent.scaffolds.agentless import AgentlessScaffold
+
+        return AgentlessScaffold(self)
 
 
 ScaffoldConfig = Annotated[

@@ -3,13 +3,12 @@ minimal bash + submit set."""
 
 from __future__ import annotations
 
-from atlas_agent.tools.base import Tool, ToolArgumentError
+from atlas_agent.tools.base import Tool, ToolArgumentError, ToolSettings
 from atlas_agent.tools.bash import BashTool
 from atlas_agent.tools.edit import EditTool
 from atlas_agent.tools.find_files import FindFilesTool
 from atlas_agent.tools.run_tests import RunTestsTool
 from atlas_agent.tools.search import SearchTool
-from atlas_agent.tools.shell_scripts import WorkspaceTool
 from atlas_agent.tools.submit import SubmitTool
 from atlas_agent.tools.symbols import SymbolsTool
 from atlas_agent.tools.test_runner import TestRunner
@@ -45,15 +44,8 @@ def build_tools(names: list[str], *, command_timeout: float = 120.0, tests: Test
         raise ValueError(f"unknown tool {unknown[0]}; known: {', '.join(TOOL_CLASSES)}")
     if len(set(names)) != len(names):
         raise ValueError(f"a tool is named twice in {', '.join(names)}")
-    return [_build(TOOL_CLASSES[name], command_timeout, tests) for name in names]
-
-
-def _build(cls: type[Tool], command_timeout: float, tests: TestRunner | None) -> Tool:
-    if cls is RunTestsTool:
-        return RunTestsTool(tests, timeout=command_timeout)
-    if issubclass(cls, BashTool | WorkspaceTool):
-        return cls(timeout=command_timeout)
-    return cls()
+    settings = ToolSettings(command_timeout=command_timeout, tests=tests)
+    return [TOOL_CLASSES[name].create(settings) for name in names]
 
 
 def default_tools(command_timeout: float = 120.0) -> list[Tool]:

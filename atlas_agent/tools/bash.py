@@ -7,7 +7,7 @@ import time
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.base import Tool
+from atlas_agent.tools.base import Tool, ToolSettings
 from atlas_agent.tools.output import observe
 from atlas_agent.vocabulary import Observation
 
@@ -27,6 +27,10 @@ class BashTool(Tool):
 
     def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
+
+    @classmethod
+    def create(cls, settings: ToolSettings) -> BashTool:
+        return cls(timeout=settings.command_timeout)
 
     def run(self, args: BashArgs, workspace: Workspace) -> Observation:
         started = time.monotonic()

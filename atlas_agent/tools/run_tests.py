@@ -9,7 +9,7 @@ from collections import Counter
 from pydantic import BaseModel, Field
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.base import Tool
+from atlas_agent.tools.base import Tool, ToolSettings
 from atlas_agent.tools.output import bound, observe
 from atlas_agent.tools.test_command import TargetError
 from atlas_agent.tools.test_runner import TestRun, TestRunner
@@ -42,6 +42,10 @@ class RunTestsTool(Tool):
     def __init__(self, runner: TestRunner | None = None, timeout: float = 300.0) -> None:
         self.runner = runner or TestRunner()
         self.timeout = timeout
+
+    @classmethod
+    def create(cls, settings: ToolSettings) -> RunTestsTool:
+        return cls(settings.tests, timeout=settings.command_timeout)
 
     def run(self, args: RunTestsArgs, workspace: Workspace) -> Observation:
         started = time.monotonic()

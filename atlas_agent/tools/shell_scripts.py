@@ -8,10 +8,10 @@ import secrets
 import shlex
 import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, Self
 
 from atlas_agent.runtime.workspace import Workspace
-from atlas_agent.tools.base import Tool
+from atlas_agent.tools.base import Tool, ToolSettings
 from atlas_agent.tools.output import observe
 from atlas_agent.tools.paths import UsageError
 from atlas_agent.vocabulary import CommandResult, Observation
@@ -43,6 +43,10 @@ class WorkspaceTool(Tool):
 
     def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
+
+    @classmethod
+    def create(cls, settings: ToolSettings) -> Self:
+        return cls(timeout=settings.command_timeout)
 
     def run(self, args: Any, workspace: Workspace) -> Observation:
         started = time.monotonic()
