@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from atlas_agent.runtime.container import TaskContainer
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +31,16 @@ def base_image(docker_client) -> str:
     from atlas_agent.runtime.images import ensure_base_image
 
     return ensure_base_image(docker_client)
+
+
+@pytest.fixture(scope="module")
+def container(docker_client, base_image: str, request: pytest.FixtureRequest) -> Iterator[TaskContainer]:
+    """A bare task container shared by one test module: run `test-<module>`, instance `org__repo-1`."""
+    from atlas_agent.runtime.container import TaskContainer
+
+    name = request.module.__name__.rpartition(".")[2].removeprefix("test_").replace("_", "-")
+    with TaskContainer(docker_client, base_image, run_id=f"test-{name}", instance_id="org__repo-1") as box:
+        yield box
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

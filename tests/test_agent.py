@@ -19,7 +19,7 @@ from atlas_agent.trajectory import Trajectory
 from atlas_agent.vocabulary import CommandResult, Message, ToolSpec
 
 
-class LocalWorkspace:
+class HostDirWorkspace:
     """Runs commands with the host's bash in a temp directory (no Docker needed for loop tests)."""
 
     def __init__(self, root: Path) -> None:
@@ -72,9 +72,9 @@ def write_script(tmp_path: Path, text: str) -> str:
 
 def run_agent(
     tmp_path: Path, script: str, instance: str = "demo__x-1", **overrides: object
-) -> tuple[Trajectory, LocalWorkspace]:
+) -> tuple[Trajectory, HostDirWorkspace]:
     provider = open_provider(write_script(tmp_path, script))
-    workspace = LocalWorkspace(tmp_path)
+    workspace = HostDirWorkspace(tmp_path)
     saved: list[int] = []
     agent = Agent(
         provider.for_instance(instance),
@@ -164,7 +164,7 @@ class SilentModel:
 def test_replies_without_tool_calls_end_with_format_errors(tmp_path: Path) -> None:
     agent = Agent(SilentModel(), default_tools(), settings())
     trajectory = agent.run(
-        LocalWorkspace(tmp_path),
+        HostDirWorkspace(tmp_path),
         Trajectory(instance_id="a", model="silent"),
         {"repo": "r", "problem_statement": "p", "workdir": "/testbed"},
     )
@@ -181,7 +181,7 @@ def test_150_step_run_stays_inside_a_32k_window(tmp_path: Path) -> None:
     config = settings(**{"limits.max_steps": 200, "history.context_window": 32768})
     agent = Agent(model, default_tools(), config)
     trajectory = agent.run(
-        LocalWorkspace(tmp_path),
+        HostDirWorkspace(tmp_path),
         Trajectory(instance_id="long__run-1", model="replay"),
         {"repo": "r", "problem_statement": "p", "workdir": "/testbed"},
     )

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 GIT_ENV = "export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@e GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@e"
 
 
-@pytest.fixture(scope="session")
-def image(base_image: str) -> str:
-    return base_image
-
-
-@pytest.fixture(scope="module")
-def container(docker_client, image: str) -> Iterator[TaskContainer]:
-    with TaskContainer(docker_client, image, run_id="test-container", instance_id="org__repo-1") as task_container:
-        yield task_container
+def wait_for_process(docker_client, container_id: str, command: str, timeout: float = 30) -> None:
+    """Until `command` runs in the container (the signal must find it running)."""
+    deadline = time.monotonic() + timeout
+    while not any(command in " ".join(row) for row in docker_client.api.top(container_id)["Processes"] or []):
+        assert time.monotonic() < deadline, f"{command!r} never started"
+        time.sleep(0.05)
 
 
 def exists(docker_client, container_id: str) -> bool:
@@ -53,9 +49,9 @@ def test_network_is_none(docker_client, container: TaskContainer) -> None:
     assert container.run("ls /sys/class/net").output.split() == ["lo"]
 
 
-def test_limits_are_applied(docker_client, image: str) -> None:
+def test_limits_are_applied(docker_client, base_image: str) -> None:
     limits = ContainerLimits(memory="512m", cpus=1.0, pids=256)
-    with TaskContainer(docker_client, image, run_id="test-container", instance_id="limits", limits=limits) as box:
+    with TaskContainer(docker_client, base_image, run_id="test-container", instance_id="limits", limits=limits) as box:
         host = docker_client.api.inspect_container(box.id)["HostConfig"]
         assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (512 * 2**20, 10**9, 256)
         # cgroup v2 or v1, whichever the host has: the kernel enforces what the engine recorded.
@@ -77,8 +73,8 @@ def test_labels_and_name(docker_client, container: TaskContainer) -> None:
     assert container.name.startswith("atlas-test-container-org__repo-1-")
 
 
-def test_instance_ids_are_sanitised_in_names(docker_client, image: str) -> None:
-    with TaskContainer(docker_client, image, run_id="run 1", instance_id="a/b:c@d") as box:
+def test_instance_ids_are_sanitised_in_names(docker_client, base_image: str) -> None:
+    with TaskContainer(docker_client, base_image, run_id="run 1", instance_id="a/b:c@d") as box:
         assert box.name.startswith("atlas-run-1-a-b-c-d-")
         assert docker_client.api.inspect_container(box.id)["Config"]["Labels"]["atlas.instance_id"] == "a/b:c@d"
 
@@ -181,8 +177,8 @@ def test_diff_of_a_bad_commit_is_one_clear_error(container: TaskContainer) -> No
     assert "\n" not in str(caught.value)
 
 
-def test_remove_is_idempotent(docker_client, image: str) -> None:
-    box = TaskContainer(docker_client, image, run_id="test-container", instance_id="remove")
+def test_remove_is_idempotent(docker_client, base_image: str) -> None:
+    box = TaskContainer(docker_client, base_image, run_id="test-container", instance_id="remove")
     box.start()
     started = time.monotonic()
     box.remove()
@@ -191,10 +187,10 @@ def test_remove_is_idempotent(docker_client, image: str) -> None:
     assert not exists(docker_client, box.id)
 
 
-def test_with_block_removes_on_exception(docker_client, image: str) -> None:
+def test_with_block_removes_on_exception(docker_client, base_image: str) -> None:
     with (
         pytest.raises(RuntimeError),
-        TaskContainer(docker_client, image, run_id="test-container", instance_id="boom") as box,
+        TaskContainer(docker_client, base_image, run_id="test-container", instance_id="boom") as box,
     ):
         container_id = box.id
         raise RuntimeError("boom")
@@ -207,14 +203,14 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_gc_finds_orphans_and_spares_live_owners(docker_client, image: str) -> None:
+def test_gc_finds_orphans_and_spares_live_owners(docker_client, base_image: str) -> None:
     run_id = f"test-gc-{os.getpid()}"
     orphans = []
     for pid, host in ((dead_pid(), socket.gethostname()), (os.getpid(), "another-host")):
         labels = {MANAGED_LABEL: "1", "atlas.run_id": run_id, "atlas.pid": str(pid), "atlas.host": host}
-        orphans.append(docker_client.containers.create(image, ["sleep", "1"], labels=labels, network_mode="none"))
+        orphans.append(docker_client.containers.create(base_image, ["sleep", "1"], labels=labels, network_mode="none"))
     try:
-        with TaskContainer(docker_client, image, run_id=run_id, instance_id="alive") as alive:
+        with TaskContainer(docker_client, base_image, run_id=run_id, instance_id="alive") as alive:
             found = {c.id for c in list_containers(docker_client, run_id=run_id, only_orphans=True)}
             assert found == {orphan.id for orphan in orphans}
             assert len(list_containers(docker_client, run_id=run_id)) == 3
@@ -248,15 +244,15 @@ else:
 
 
 @pytest.mark.parametrize("where", ["main", "thread"])
-def test_sigterm_removes_the_container(docker_client, image: str, where: str) -> None:
+def test_sigterm_removes_the_container(docker_client, base_image: str, where: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SIGTERM_SCRIPT, image, where], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SIGTERM_SCRIPT, base_image, where], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None
         container_id = proc.stdout.readline().strip()
         assert container_id and exists(docker_client, container_id)
-        time.sleep(0.3)  # let `sleep 120` start
+        wait_for_process(docker_client, container_id, "sleep 120")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 128 + signal.SIGTERM
     finally:

@@ -17,17 +17,6 @@ from atlas_agent.runtime.shell import PersistentShell, ShellDied
 CAP = 100_000
 
 
-@pytest.fixture(scope="session")
-def image(base_image: str) -> str:
-    return base_image
-
-
-@pytest.fixture(scope="module")
-def container(docker_client, image: str) -> Iterator[TaskContainer]:
-    with TaskContainer(docker_client, image, run_id="test-shell", instance_id="shell") as task_container:
-        yield task_container
-
-
 @pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "local"])
 def shell(request: pytest.FixtureRequest) -> Iterator[PersistentShell]:
     """A fresh session per test, so no test sees another's cwd or variables: in a container, or a
@@ -47,9 +36,20 @@ def shell(request: pytest.FixtureRequest) -> Iterator[PersistentShell]:
         channel.kill_group()  # the background jobs some tests leave
 
 
+# Command lines of the processes in the shell's own session: on a host, other programs may run the
+# same commands. Read from /proc, as images need not have procps.
+_SESSION_PROCESSES = r"""
+session() { local line; read -r line <"$1/stat" 2>/dev/null && set -- ${line##*) } && echo "$4"; }
+mine=$(session /proc/$$)
+for d in /proc/[0-9]*; do
+  [ "$(session "$d")" = "$mine" ] && tr '\0' ' ' <"$d/cmdline" 2>/dev/null && echo
+done
+"""
+
+
 def processes(shell: PersistentShell, needle: str) -> list[str]:
-    """Command lines where the shell runs that contain `needle` (no procps in the image)."""
-    listing = shell.run("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f 2>/dev/null; echo; done").output
+    """Command lines in the shell's session that contain `needle`."""
+    listing = shell.run(_SESSION_PROCESSES).output
     return [line for line in listing.splitlines() if needle in line and "/proc/" not in line]
 
 
@@ -204,8 +204,8 @@ def test_background_jobs_do_not_block_the_command(shell: PersistentShell) -> Non
 
 
 @pytest.mark.docker
-def test_dead_container_raises_shell_died(docker_client, image: str) -> None:
-    with TaskContainer(docker_client, image, run_id="test-shell", instance_id="dies") as doomed:
+def test_dead_container_raises_shell_died(docker_client, base_image: str) -> None:
+    with TaskContainer(docker_client, base_image, run_id="test-shell", instance_id="dies") as doomed:
         docker_client.api.kill(doomed.id)
         with pytest.raises(ShellDied, match="stopped"):
             doomed.run("echo hi")

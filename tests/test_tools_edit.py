@@ -4,7 +4,6 @@ check that refuses a broken edit, and the mistakes the model makes."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,9 +24,8 @@ def twice(x):
 
 
 @pytest.fixture(scope="module")
-def box(docker_client, base_image: str) -> Iterator[TaskContainer]:
-    with TaskContainer(docker_client, base_image, run_id="test-tools", instance_id="edit") as container:
-        yield container
+def box(container: TaskContainer) -> TaskContainer:
+    return container
 
 
 @pytest.fixture

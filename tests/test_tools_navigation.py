@@ -47,27 +47,27 @@ PADDING = "padding " * 6  # with it, big.py is a little over 5 MB
 
 
 @pytest.fixture(scope="module")
-def box(docker_client, base_image: str) -> Iterator[TaskContainer]:
-    with TaskContainer(docker_client, base_image, run_id="test-tools", instance_id="navigation") as container:
-        container.write_file("pkg/__init__.py", "from pkg.shapes import Outer\n")
-        container.write_file("pkg/shapes.py", SHAPES)
-        container.write_file("pkg/sub/deep.py", "class Deep:\n    def method(self):\n        pass\n")
-        container.write_file("pkg/notes.txt", "".join(f"needle {i}\n" for i in range(30)))
-        container.write_file(".gitignore", "build/\n*.log\n")
-        container.write_file("build/out.py", "def method(): pass\n")
-        container.write_file("run.log", "needle\n")
-        container.write_file("gone.py", "x = 1\n")
-        container.write_file("data.bin", b"needle\0\x01\x02" * 100)
-        script = f"""
-            {GIT_ENV}
-            cd /testbed && git init -q && git add -A && git commit -qm base
-            rm gone.py && echo 'needle = 1' > untracked.py
-            mkdir many && for i in $(seq -w 1 250); do echo "needle $i" > many/f$i.py; done
-            seq 0 {BIG_LINES - 1} | sed 's/.*/value_& = &  # {PADDING}/' > big.py
-        """
-        result = container.run(textwrap.dedent(script))
-        assert result.exit_code == 0, result.output
-        yield container
+def box(container: TaskContainer) -> Iterator[TaskContainer]:
+    """The module's container, holding a small repository."""
+    container.write_file("pkg/__init__.py", "from pkg.shapes import Outer\n")
+    container.write_file("pkg/shapes.py", SHAPES)
+    container.write_file("pkg/sub/deep.py", "class Deep:\n    def method(self):\n        pass\n")
+    container.write_file("pkg/notes.txt", "".join(f"needle {i}\n" for i in range(30)))
+    container.write_file(".gitignore", "build/\n*.log\n")
+    container.write_file("build/out.py", "def method(): pass\n")
+    container.write_file("run.log", "needle\n")
+    container.write_file("gone.py", "x = 1\n")
+    container.write_file("data.bin", b"needle\0\x01\x02" * 100)
+    script = f"""
+        {GIT_ENV}
+        cd /testbed && git init -q && git add -A && git commit -qm base
+        rm gone.py && echo 'needle = 1' > untracked.py
+        mkdir many && for i in $(seq -w 1 250); do echo "needle $i" > many/f$i.py; done
+        seq 0 {BIG_LINES - 1} | sed 's/.*/value_& = &  # {PADDING}/' > big.py
+    """
+    result = container.run(textwrap.dedent(script))
+    assert result.exit_code == 0, result.output
+    yield container
 
 
 @pytest.fixture
