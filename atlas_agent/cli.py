@@ -18,6 +18,8 @@ from atlas_agent.errors import AtlasError
 
 if TYPE_CHECKING:
     from atlas_agent.grading.tamper import TamperMode
+    from atlas_agent.runner import Runner
+    from atlas_agent.tasks import Task
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
 images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
@@ -29,8 +31,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # the bundled SmolLM2-135M on the CPU: runs anywhere, rarely solves anything, proves the path is real
 DEFAULT_MODEL = "local:smollm2"
-# a tiny CPU model rambles to the token limit: keep replies short unless asked otherwise
-LOCAL_MAX_OUTPUT_TOKENS = "max_output_tokens=256"
 Dataset = Annotated[
     str,
     typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
@@ -47,6 +47,28 @@ RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run directories
 class Runtime(StrEnum):
     docker = "docker"
     local = "local"
+
+
+ModelSpec = Annotated[
+    str, typer.Option("--model", "-m", help="claude-*, openai:URL/MODEL, local:smollm2, gguf:PATH, replay:FILE")
+]
+RunId = Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")]
+ScaffoldSpec = Annotated[str, typer.Option("--scaffold", "-s", help="A shipped scaffold name or a .yaml path.")]
+ScaffoldOverrides = Annotated[
+    list[str] | None, typer.Option("--config", "-c", help="Override a scaffold key: -c limits.max_steps=20")
+]
+ModelOverrides = Annotated[
+    list[str] | None, typer.Option("--model-option", "-M", help="Model option: -M temperature=0.2")
+]
+MaxCost = Annotated[float | None, typer.Option(help="Stop starting instances once the run cost this (USD).")]
+Evaluate = Annotated[bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")]
+RuntimeOption = Annotated[
+    Runtime,
+    typer.Option(
+        help="docker: a task container per workspace. local: a checkout on this machine, for hosts without "
+        "Docker (no isolation: commands run as you); grade its predictions with `atlas eval` where Docker is.",
+    ),
+]
 
 
 def friendly_errors(func: F) -> F:
@@ -89,57 +111,37 @@ def _load_selection(
 @friendly_errors
 def run(
     dataset: Dataset = "atlas-mini",
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="claude-*, openai:URL/MODEL, local:smollm2, gguf:PATH, replay:FILE")
-    ] = DEFAULT_MODEL,
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")] = None,
+    model: ModelSpec = DEFAULT_MODEL,
+    run_id: RunId = None,
     workers: Workers = 1,
     split: Split = "test",
     instances: Instances = None,
     filter_: Filter = None,
     slice_: Slice = None,
     shuffle: Shuffle = None,
-    scaffold: Annotated[
-        str, typer.Option("--scaffold", "-s", help="A shipped scaffold name or a .yaml path.")
-    ] = "tools",
-    overrides: Annotated[
-        list[str] | None, typer.Option("--config", "-c", help="Override a scaffold key: -c limits.max_steps=20")
-    ] = None,
-    model_overrides: Annotated[
-        list[str] | None, typer.Option("--model-option", "-M", help="Model option: -M temperature=0.2")
-    ] = None,
-    max_cost: Annotated[
-        float | None, typer.Option(help="Stop starting instances once the run cost this (USD).")
-    ] = None,
+    scaffold: ScaffoldSpec = "tools",
+    overrides: ScaffoldOverrides = None,
+    model_overrides: ModelOverrides = None,
+    max_cost: MaxCost = None,
     runs_dir: RunsDir = Path("runs"),
-    evaluate: Annotated[
-        bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")
-    ] = False,
-    runtime: Annotated[
-        Runtime,
-        typer.Option(
-            help="docker: a task container per workspace. local: a checkout on this machine, for hosts without "
-            "Docker (no isolation: commands run as you); grade its predictions with `atlas eval` where Docker is.",
-        ),
-    ] = Runtime.docker,
+    evaluate: Evaluate = False,
+    runtime: RuntimeOption = Runtime.docker,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
+    from pydantic import TypeAdapter
+
     from atlas_agent.models import open_provider
+    from atlas_agent.models.backends import backend_for
     from atlas_agent.models.options import parse_model_options
     from atlas_agent.rundir import RunConfig, RunDir
     from atlas_agent.runner import Runner
-    from atlas_agent.runtime.docker_client import connect
-    from atlas_agent.runtime.local_workspace import check_sources
-    from atlas_agent.runtime.task_images import prepare_images
+    from atlas_agent.runtime.config import RuntimeConfig
     from atlas_agent.scaffolds.loader import load_scaffold
     from atlas_agent.tasks.loaders import task_repo_dir
 
     selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
     scaffold_config = load_scaffold(scaffold, overrides)
-    items = model_overrides or []
-    if model.startswith(("local:", "gguf:")) and not any(i.startswith("max_output_tokens=") for i in items):
-        items = [LOCAL_MAX_OUTPUT_TOKENS, *items]
-    options = parse_model_options(items)
+    options = parse_model_options([*backend_for(model).option_defaults, *(model_overrides or [])])
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     config = RunConfig(
         run_id=run_id,
@@ -152,22 +154,23 @@ def run(
         workers=workers,
         scaffold_name=scaffold,
         scaffold=scaffold_config,
-        runtime=runtime.value,
+        runtime=TypeAdapter(RuntimeConfig).validate_python({"type": runtime.value}),
     )
     # a resume with other settings is refused before a model loads or an image builds
     RunDir(runs_dir / run_id).check_resume(config)
     provider = open_provider(model, options)
-    client = None
-    if runtime is Runtime.local:
-        check_sources(task_repo_dir(dataset), (task.repo for task in tasks))
-        console.print("[yellow]runtime local[/]: the agent's commands run on this machine as you, without isolation")
-    else:
-        client = connect()
-        with console.status("preparing task images"):
-            prepare_images(client, tasks, task_repo_dir(dataset))
-    runner = Runner(config, provider, client, runs_dir)
+    with console.status(f"preparing the {runtime.value} runtime"):
+        config.runtime.prepare(tasks, task_repo_dir(dataset), lambda line: console.print(line, style="yellow"))
+    runner = Runner(config, provider, runs_dir)
+    _run_with_progress(runner, tasks)
+    if evaluate:
+        _evaluate(runner.run_dir.root, workers, 1800, False)
+
+
+def _run_with_progress(runner: Runner, tasks: list[Task]) -> None:
+    """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone."""
     pending = runner.pending(tasks)
-    console.print(f"run [bold]{run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
+    console.print(f"run [bold]{runner.config.run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
     runner.run(
         tasks,
         on_done=lambda s: console.print(
@@ -175,15 +178,13 @@ def run(
             highlight=False,
         ),
     )
-    left = runner.pending(tasks)
-    if max_cost is not None and left:
+    left, limit = runner.pending(tasks), runner.config.max_cost_usd
+    if limit is not None and left:
         console.print(
-            f"[yellow]cost limit[/]: ${runner.spent_usd():.4f} spent of ${max_cost:g}; {len(left)} instance(s) "
+            f"[yellow]cost limit[/]: ${runner.spent_usd():.4f} spent of ${limit:g}; {len(left)} instance(s) "
             "not started (rerun with the same --run-id and a higher --max-cost to continue)"
         )
     console.print(f"predictions: {runner.run_dir.root / 'preds.jsonl'}")
-    if evaluate:
-        _evaluate(runner.run_dir.root, workers, 1800, False)
 
 
 class TamperChoice(StrEnum):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, ValidationError
 from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import write_atomic
 from atlas_agent.models.options import ModelOptions
-from atlas_agent.runtime.container import ContainerLimits
+from atlas_agent.runtime.config import DockerRuntime, RuntimeConfig
 from atlas_agent.scaffolds.config import ScaffoldConfig
 from atlas_agent.tasks import Selection
 from atlas_agent.trajectory import now_iso
@@ -46,14 +46,13 @@ class RunConfig(BaseModel, extra="forbid"):
     scaffold_name: str = "tools"
     # the resolved strategy (file + overrides), recorded so a resumed run works the same way
     scaffold: ScaffoldConfig
-    container: ContainerLimits = Field(default_factory=ContainerLimits)
     # docker: one task container per workspace; local: a checkout on this machine (no isolation)
-    runtime: Literal["docker", "local"] = "docker"
+    runtime: RuntimeConfig = Field(default_factory=DockerRuntime)
 
 
 # What defines how an instance runs. A resumed run keeps every one of these, so that run.yaml stays
 # true of the instances finished before; workers, the selection and the cost limit may change.
-DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime", "container")
+DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime")
 SHOWN_CHARS = 60
 
 

@@ -9,15 +9,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 
-import docker
-
 from atlas_agent.errors import AtlasError, DockerUnavailable
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider
 from atlas_agent.rundir import InstanceStatus, RunConfig, RunDir
 from atlas_agent.runtime import cleanup
+from atlas_agent.runtime.config import WorkspaceRequest
 from atlas_agent.runtime.container import TaskContainer
-from atlas_agent.runtime.local_workspace import LocalWorkspace, checkout_source
+from atlas_agent.runtime.local_workspace import LocalWorkspace
 from atlas_agent.scaffolds import SolveContext
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir
@@ -35,12 +34,10 @@ class Runner:
         self,
         config: RunConfig,
         provider: ModelProvider,
-        client: docker.DockerClient | None,
         runs_dir: Path,
     ) -> None:
         self.config = config
         self.provider = provider
-        self.client = client
         self.run_dir = RunDir(runs_dir / config.run_id)
 
     def pending(self, tasks: list[Task]) -> list[Task]:
@@ -123,22 +120,19 @@ class Runner:
         return status
 
     def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
-        def workspace_of(label: str) -> TaskContainer | LocalWorkspace:
-            instance_id = task.instance_id if label == "main" else f"{task.instance_id}.{label}"
-            run_id, setup = self.config.run_id, task.eval_script
-            if self.config.runtime == "local":
-                source = checkout_source(task_repo_dir(self.config.dataset), task.repo)
-                return LocalWorkspace(source, run_id=run_id, instance_id=instance_id, eval_script=setup)
-            if self.client is None:
-                raise AtlasError("the docker runtime needs a Docker client: pass one to the Runner")
-            limits = self.config.container
-            return TaskContainer(
-                self.client, task.image, run_id=run_id, instance_id=instance_id, limits=limits, eval_script=setup
+        def request(label: str) -> WorkspaceRequest:
+            return WorkspaceRequest(
+                run_id=self.config.run_id,
+                instance_id=task.instance_id if label == "main" else f"{task.instance_id}.{label}",
+                image=task.image,
+                repo=task.repo,
+                eval_script=task.eval_script,
+                task_repo=task_repo_dir(self.config.dataset),
             )
 
         @contextmanager
         def open_workspace(label: str) -> Iterator[TaskContainer | LocalWorkspace]:
-            with workspace_of(label) as workspace:
+            with self.config.runtime.open_workspace(request(label)) as workspace:
                 # every workspace of a task is set up alike: the first one's record stands for all
                 if trajectory.environment is None:
                     trajectory.environment = workspace.environment

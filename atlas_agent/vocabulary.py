@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _Base = TypeVar("_Base", bound="Sampling")
 
+# SWE-bench eval scripts run the task's test command between these two lines.
+EVAL_START_MARKER = ": '>>>>> Start Test Output'"
+EVAL_END_MARKER = ": '>>>>> End Test Output'"
+
 
 class RetryRecord(BaseModel):
     """One failed call that was retried: which attempt, how long we waited, and why."""

@@ -99,7 +99,7 @@ def test_local_run_is_graded_by_the_official_harness(tmp_path: Path, mini_tasks:
     assert "without isolation" in result.stderr
     assert not list(tmp_path.glob("atlas-local-*")), "every checkout is removed"
     config = yaml.safe_load((tmp_path / "runs" / "local" / "run.yaml").read_text())["config"]
-    assert config["runtime"] == "local"
+    assert config["runtime"] == {"type": "local"}
     graded = atlas("eval", str(tmp_path / "runs" / "local"), "--workers", "2", cwd=tmp_path)
     assert graded.returncode == 0, graded.stderr
     report = json.loads((tmp_path / "runs" / "local" / "report.json").read_text())
@@ -122,7 +122,9 @@ def test_sigterm_removes_checkouts_and_their_processes(tmp_path: Path, mini_task
         assert run.poll() is None and time.monotonic() < deadline, "the run never started its command"
         time.sleep(0.1)
     [pid_file] = tmp_path.glob("atlas-stopped-*/shell.pid")
-    time.sleep(0.3)
+    while not pid_file.read_text().strip():  # created before its pid is written
+        assert time.monotonic() < deadline, "the command never wrote its pid"
+        time.sleep(0.05)
     shell_pid = int(pid_file.read_text())
     run.send_signal(signal.SIGTERM)
     _, stderr = run.communicate(timeout=60)

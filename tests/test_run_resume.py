@@ -55,12 +55,12 @@ def test_the_first_setting_that_differs_is_named_with_both_values(tmp_path: Path
     assert "scaffold.sampling.max_output_tokens=null; this command asks for 321:" in refusal(
         run_dir, config("temperature=0.2", overrides=("sampling.max_output_tokens=321",))
     )
-    assert "container.memory=4g; this command asks for 8g:" in refusal(
-        run_dir, config("temperature=0.2", container={"memory": "8g"})
+    assert "runtime.limits.memory=4g; this command asks for 8g:" in refusal(
+        run_dir, config("temperature=0.2", runtime={"type": "docker", "limits": {"memory": "8g"}})
     )
-    assert "runtime=docker; this command asks for local:" in refusal(
-        run_dir, config("temperature=0.2", runtime="local")
-    )
+    assert "runtime.type=docker; this command asks for local:" in refusal(
+        run_dir, config("temperature=0.2", runtime={"type": "local"})
+    ), "a runtime of another type is named by its type"
     prompt = refusal(run_dir, config("temperature=0.2", overrides=("prompts.system=Be brief.",)))
     assert 'started with scaffold.prompts.system="You are a software engineer' in prompt
     assert "...; this command asks for Be brief.:" in prompt, "a long prompt is cut short"
@@ -105,7 +105,7 @@ def test_atlas_run_refuses_a_resume_with_other_settings(tmp_path: Path, docker_c
         run("-M", "temperature=0.2", "-c", "limits.max_steps=5")
     )
     assert "model_options.temperature=0.2; this command asks for null:" in one_line_error(run())
-    assert "runtime=docker; this command asks for local:" in one_line_error(
+    assert "runtime.type=docker; this command asks for local:" in one_line_error(
         run("-M", "temperature=0.2", "--runtime", "local")
     )
     assert record.read_text() == written, "a refused resume leaves run.yaml as it was"

@@ -33,7 +33,7 @@ def test_run_tests_agrees_with_the_grading_log(docker_client, tmp_path: Path) ->
     graded = parser(log, None)
     assert "FAILED" in graded.values() and "PASSED" in graded.values()
 
-    runner = TestRunner.for_task(task.eval_script, task.log_parser)
+    runner = TestRunner.for_task(task)
     with TaskContainer(
         docker_client, task.image, run_id="test-same", instance_id=INSTANCE, eval_script=task.eval_script
     ) as box:

@@ -28,7 +28,7 @@ from atlas_agent.grading.tamper import (
 )
 from atlas_agent.grading.unified_diff import parse_patch
 from atlas_agent.tasks import load_tasks
-from atlas_agent.tools.test_command import runner_scripts, test_command_from_eval_script
+from atlas_agent.tools.test_command import runner_scripts
 
 FILLER = "".join(f"# filler {n}\n" for n in range(12))
 PYPROJECT = (
@@ -249,7 +249,7 @@ def test_rules_come_from_the_test_patch_and_the_eval_script() -> None:
     task = next(t for t in load_tasks("atlas-mini") if t.instance_id == "atlas__tally-2")
     rules = rules_for(task.test_patch, task.eval_script)
     assert rules.test_files == {"tests/test_exchange.py"} and rules.runners == frozenset()
-    command = test_command_from_eval_script(task.eval_script or "")
+    command = task.test_command
     assert "pytest -rA" in command and command.endswith("tests/test_exchange.py")
 
 

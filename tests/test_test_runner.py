@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from atlas_agent.runtime.environment import setup_lines
+from atlas_agent.tasks.task import test_command_of
 from atlas_agent.tools.run_tests import RunTestsTool, summarize
-from atlas_agent.tools.test_command import TargetError, parse_test_command, test_command_from_eval_script
+from atlas_agent.tools.test_command import TargetError, parse_test_command
 from atlas_agent.tools.test_runner import TestRun, TestRunner, official_parser
 
 DJANGO = (
@@ -61,9 +62,9 @@ def test_setup_lines_are_the_environment_part_of_the_eval_script() -> None:
 
 
 def test_the_test_command_of_an_eval_script() -> None:
-    assert test_command_from_eval_script(EVAL_SCRIPT) == "pytest -rA -p no:cacheprovider tests/test_a.py"
-    assert test_command_from_eval_script("echo hi\n") is None
-    assert test_command_from_eval_script(": '>>>>> Start Test Output'\n: '>>>>> End Test Output'\n") is None
+    assert test_command_of(EVAL_SCRIPT) == "pytest -rA -p no:cacheprovider tests/test_a.py"
+    assert test_command_of("echo hi\n") is None
+    assert test_command_of(": '>>>>> Start Test Output'\n: '>>>>> End Test Output'\n") is None
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def run(tool: RunTestsTool, box: TaskContainer, target: str | None = None) -> st
 
 
 def tool_for(task: Task, timeout: float = 120) -> RunTestsTool:
-    return RunTestsTool(TestRunner.for_task(task.eval_script, task.log_parser), timeout=timeout)
+    return RunTestsTool(TestRunner.for_task(task), timeout=timeout)
 
 
 def test_a_failing_node_id(box: TaskContainer, task: Task) -> None:

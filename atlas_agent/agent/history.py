@@ -32,6 +32,10 @@ class HistoryConfig(BaseModel):
     def prompt_budget(self) -> int:
         return self.context_window - self.reserve_output_tokens
 
+    def process(self, messages: list[Message]) -> list[Message]:
+        """What the model is sent this turn (the strategy this config's `type` names)."""
+        return process_history(messages, self)
+
 
 def estimate_tokens(messages: list[Message]) -> int:
     chars = 0

@@ -9,7 +9,6 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
-from atlas_agent.agent.history import process_history
 from atlas_agent.agent.settings import Limits, LoopSettings
 from atlas_agent.errors import AtlasError
 from atlas_agent.models.base import ContextOverflow, Model, ModelError
@@ -119,7 +118,7 @@ class Agent:
 
     def _step(self, workspace: Workspace, messages: list[Message], index: int) -> tuple[Step, bool]:
         step = Step(index=index, started_at=now_iso())
-        prompt = process_history(messages, self.settings.history)
+        prompt = self.settings.history.process(messages)
         try:
             turn = self.model.complete(prompt, self.specs)
         except ContextOverflow as exc:

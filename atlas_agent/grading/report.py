@@ -92,6 +92,37 @@ def failure_kind(instance_id: str, official: Mapping[str, Any]) -> FailureKind |
     return None
 
 
+def _reported_ids(official: Mapping[str, Any], refused_ids: list[str]) -> list[str]:
+    """Every instance the report speaks of: whatever the harness saw, and the refused ones it never did."""
+    seen = ("completed_ids", "incomplete_ids", "empty_patch_ids", "error_ids")
+    return sorted({iid for key in seen for iid in official.get(key, [])} | set(refused_ids))
+
+
+def _instance_report(
+    iid: str,
+    gradings: Sequence[Mapping[str, Any]],
+    facts: Mapping[str, Any],
+    edits: list[InfraEdit],
+    tamper_mode: TamperMode,
+    refused_ids: list[str],
+) -> InstanceReport:
+    """One instance: its verdict in every grading, the official labels, and the tampering found."""
+    official = gradings[0]
+    refused = iid in refused_ids
+    verdicts = ["refused" if refused else outcome_of(iid, g) for g in gradings]
+    return InstanceReport(
+        instance_id=iid,
+        outcome=verdicts[0],
+        failure_kind=failure_kind(iid, official),
+        failure_reason=official.get("failure_reasons", {}).get(iid),
+        tampering=edits,
+        tamper_action=("refused" if refused else TAMPER_ACTIONS[tamper_mode]) if edits else None,
+        verdicts=verdicts if len(gradings) > 1 else [],
+        flaky=len(set(verdicts)) > 1,
+        **facts,
+    )
+
+
 def build_report(
     *,
     run_id: str,
@@ -112,31 +143,11 @@ def build_report(
     official = gradings[0]
     tampering = tampering or {}
     refused_ids = sorted(set(refused))
-    ids = sorted(
-        set(official.get("completed_ids", []))
-        | set(official.get("incomplete_ids", []))
-        | set(official.get("empty_patch_ids", []))
-        | set(official.get("error_ids", []))
-        | set(refused_ids)
-    )
-    reasons = official.get("failure_reasons", {})
-    instances = []
-    for iid in ids:
-        verdicts = ["refused" if iid in refused_ids else outcome_of(iid, g) for g in gradings]
-        edits = list(tampering.get(iid, ()))
-        instances.append(
-            InstanceReport(
-                instance_id=iid,
-                outcome=verdicts[0],
-                failure_kind=failure_kind(iid, official),
-                failure_reason=reasons.get(iid),
-                tampering=edits,
-                tamper_action=("refused" if iid in refused_ids else TAMPER_ACTIONS[tamper_mode]) if edits else None,
-                verdicts=verdicts if len(gradings) > 1 else [],
-                flaky=len(set(verdicts)) > 1,
-                **facts.get(iid, {}),
-            )
-        )
+    ids = _reported_ids(official, refused_ids)
+    instances = [
+        _instance_report(iid, gradings, facts.get(iid, {}), list(tampering.get(iid, ())), tamper_mode, refused_ids)
+        for iid in ids
+    ]
     total_usage = Usage()
     for item in instances:
         total_usage = total_usage + item.usage

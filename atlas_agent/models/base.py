@@ -54,4 +54,9 @@ class ModelProvider(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def context_window(self) -> int | None:
+        """Tokens the model can read, where the backend knows it (local engines do); None otherwise."""
+        ...
+
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Model: ...

@@ -157,6 +157,11 @@ class ClaudeProvider:
         )
 
     @property
+    def context_window(self) -> None:
+        """Not known here: the scaffold's own setting stands."""
+        return None
+
+    @property
     def name(self) -> str:
         return f"claude:{self.model_id}"
 

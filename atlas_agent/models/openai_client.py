@@ -212,6 +212,11 @@ class OpenAIProvider:
         )
 
     @property
+    def context_window(self) -> None:
+        """Not known here: the scaffold's own setting stands."""
+        return None
+
+    @property
     def name(self) -> str:
         return f"openai:{self.model}"
 

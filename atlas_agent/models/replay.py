@@ -102,6 +102,11 @@ class ReplayProvider:
         self.options = options or ModelOptions()
 
     @property
+    def context_window(self) -> None:
+        """Not known here: the scaffold's own setting stands."""
+        return None
+
+    @property
     def name(self) -> str:
         return f"replay:{self.path.stem}"
 

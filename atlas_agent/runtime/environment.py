@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import shlex
 
-START_MARKER = ": '>>>>> Start Test Output'"
-END_MARKER = ": '>>>>> End Test Output'"
+from atlas_agent.vocabulary import EVAL_START_MARKER
+
 # The files an interactive bash reads at start-up; images put their environment activation there.
 RC_FILES = ("/etc/bash.bashrc", "$HOME/.bashrc")
 # Set-up lines that shape the environment: activation, exported variables, the working directory.
@@ -35,7 +35,7 @@ def setup_lines(eval_script: str | None, *, workdir: str = "/testbed", task_root
         if heredoc_end is not None:
             heredoc_end = None if line == heredoc_end else heredoc_end
             continue
-        if line == START_MARKER:
+        if line == EVAL_START_MARKER:
             break
         if opened := _HEREDOC.search(line):
             heredoc_end = opened[2]

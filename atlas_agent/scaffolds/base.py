@@ -29,7 +29,7 @@ class SolveContext:
 
     def test_runner(self) -> TestRunner:
         """The task's own test command, read with the official parser its row names."""
-        return TestRunner.for_task(self.task.eval_script, self.task.log_parser)
+        return TestRunner.for_task(self.task)
 
     def task_values(self, workdir: str) -> dict[str, Any]:
         """What prompt templates may use as `task.*`."""
@@ -46,7 +46,7 @@ class SolveContext:
 
 def fit_to_model(settings: LoopSettings, provider: ModelProvider) -> LoopSettings:
     """A model that knows its window (local engines do) caps the scaffold's: the prompt never exceeds it."""
-    window = getattr(provider, "context_window", None)
+    window = provider.context_window
     history = settings.history
     if not isinstance(window, int) or window >= history.context_window:
         return settings

@@ -15,11 +15,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from swebench.task.checks import expected_image
 
 from atlas_agent.errors import DatasetError
+from atlas_agent.vocabulary import EVAL_END_MARKER, EVAL_START_MARKER
 
 EvalType = Literal["pass_and_fail", "fail_only"]
 
 # the swebench 5.x columns that grading reads; a 4.x row has none of them
 HARNESS_COLUMNS = ("eval_script", "log_parser", "eval_type")
+
+
+def test_command_of(eval_script: str | None) -> str | None:
+    """The test command of a SWE-bench eval script: the lines between its start and end markers."""
+    lines = [line.strip() for line in (eval_script or "").splitlines()]
+    try:
+        start = lines.index(EVAL_START_MARKER) + 1
+        end = lines.index(EVAL_END_MARKER, start)
+    except ValueError:
+        return None
+    return "\n".join(line for line in lines[start:end] if line) or None
+
+
+test_command_of.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever pytest thinks
 
 
 class Task(BaseModel):
@@ -92,6 +107,11 @@ class Task(BaseModel):
     def gradable(self) -> bool:
         """Whether the row carries what swebench 5.x grading needs."""
         return all(getattr(self, column) for column in HARNESS_COLUMNS)
+
+    @property
+    def test_command(self) -> str | None:
+        """The command its eval script runs the tests with; None for rows without one."""
+        return test_command_of(self.eval_script)
 
     @property
     def split(self) -> str | None:

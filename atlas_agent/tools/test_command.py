@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Literal
 
-from atlas_agent.runtime.environment import END_MARKER, START_MARKER
+from atlas_agent.tasks.task import test_command_of
 
 RunnerKind = Literal["pytest", "django", "sympy", "unknown"]
 
@@ -82,20 +82,6 @@ class TestCommand:
         elif self.kind == "sympy":
             names = sympy_targets(names)
         return self.render(names)
-
-
-def test_command_from_eval_script(eval_script: str) -> str | None:
-    """The test command of a SWE-bench eval script: the lines between its start and end markers."""
-    lines = [line.strip() for line in eval_script.splitlines()]
-    try:
-        start = lines.index(START_MARKER) + 1
-        end = lines.index(END_MARKER, start)
-    except ValueError:
-        return None
-    return "\n".join(line for line in lines[start:end] if line) or None
-
-
-test_command_from_eval_script.__test__ = False  # type: ignore[attr-defined]
 
 
 def parse_test_command(command: str | None) -> TestCommand:
@@ -191,7 +177,7 @@ _SEPARATORS = {";", "&&", "||", "|", "&", "(", ")"}
 def runner_scripts(eval_script: str | None) -> frozenset[str]:
     """Repository paths that the test command executes (e.g. `tests/runtests.py`, `bin/test`)."""
     found: set[str] = set()
-    test_command = test_command_from_eval_script((eval_script or "").replace("\\\n", " ")) or ""
+    test_command = test_command_of((eval_script or "").replace("\\\n", " ")) or ""
     for line in test_command.splitlines():
         for words in _simple_commands(line):
             script = _script_of(words)

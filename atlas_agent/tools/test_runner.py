@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pydantic import BaseModel
 
 from atlas_agent.runtime.workspace import Workspace
+from atlas_agent.tasks.task import Task
 from atlas_agent.tools.shell_scripts import in_subshell, split_status
 from atlas_agent.tools.test_command import (
     DEFAULT_PARSERS,
     TestCommand,
     parse_test_command,
-    test_command_from_eval_script,
 )
 
 # The log kept for the parser: the end of a runaway run's output, not all of it.
@@ -51,8 +51,8 @@ class TestRunner:
         self.parser = log_parser or DEFAULT_PARSERS.get(self.command.kind)
 
     @classmethod
-    def for_task(cls, eval_script: str | None, log_parser: str | None) -> TestRunner:
-        return cls(test_command_from_eval_script(eval_script or ""), log_parser)
+    def for_task(cls, task: Task) -> TestRunner:
+        return cls(task.test_command, task.log_parser)
 
     def run(self, workspace: Workspace, command: str, timeout: float) -> TestRun:
         """Runs `command` (the task's, or `self.command` retargeted) at the repository root with its

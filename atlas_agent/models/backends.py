@@ -1,0 +1,103 @@
+"""Which backend a `--model` spec names. Each backend is a config chosen by its kind (`kind:target`)
+that opens its own provider, importing its SDK or engine only then: a new backend is one class and
+one union member."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from atlas_agent.models.base import ModelError, ModelProvider
+from atlas_agent.models.options import ModelOptions
+
+BUNDLED_REPLAYS = Path(__file__).parent / "replays"
+
+
+class _Backend(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str = Field(min_length=1)  # what follows `kind:` in the spec
+    # `-M` items this backend starts from; the command's own come after them and win
+    option_defaults: ClassVar[tuple[str, ...]] = ()
+
+
+class ReplayBackend(_Backend):
+    """`replay:FILE.yaml`, or `replay:NAME` for a bundled script."""
+
+    kind: Literal["replay"]
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.replay import ReplayProvider
+
+        bundled = BUNDLED_REPLAYS / f"{self.target}.yaml"
+        path = bundled if bundled.is_file() and not Path(self.target).exists() else Path(self.target)
+        return ReplayProvider(path, options)
+
+
+class ClaudeBackend(_Backend):
+    """`anthropic:MODEL`, or a bare Claude id (`claude-sonnet-4-5`)."""
+
+    kind: Literal["anthropic"]
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.claude import ClaudeProvider  # the SDK loads only when a Claude run needs it
+
+        return ClaudeProvider(self.target, options)
+
+
+class OpenAIBackend(_Backend):
+    """`openai:BASE_URL/MODEL`: vLLM, llama.cpp, TabbyAPI, `atlas serve`."""
+
+    kind: Literal["openai"]
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.openai_client import open_openai
+
+        return open_openai(self.target, options)
+
+
+class GGUFBackend(_Backend):
+    """`local:NAME` (a bundled model) or `gguf:PATH`, on the CPU in this process."""
+
+    kind: Literal["local", "gguf"]
+    # a tiny CPU model rambles to the token limit: keep replies short unless asked otherwise
+    option_defaults = ("max_output_tokens=256",)
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.gguf import open_local  # llama.cpp loads only when a CPU run needs it
+
+        return open_local(self.kind, self.target, options)
+
+
+class Exl2Backend(_Backend):
+    """`exl2:MODEL_DIR`, on the GPU in this process."""
+
+    kind: Literal["exl2"]
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.exl2 import Exl2Provider  # ExLlamaV2 and torch load only for GPU runs
+
+        return Exl2Provider(Path(self.target).expanduser(), options)
+
+
+BackendConfig = Annotated[
+    ReplayBackend | ClaudeBackend | OpenAIBackend | GGUFBackend | Exl2Backend, Field(discriminator="kind")
+]
+_ADAPTER: TypeAdapter[BackendConfig] = TypeAdapter(BackendConfig)
+USAGE = (
+    "use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, local:smollm2, gguf:PATH, exl2:MODEL_DIR, "
+    "or replay:FILE.yaml"
+)
+
+
+def backend_for(spec: str) -> BackendConfig:
+    """The backend a spec names; one ModelError line when it names none."""
+    kind, _, target = spec.partition(":")
+    if spec.startswith("claude-"):
+        kind, target = "anthropic", spec
+    try:
+        return _ADAPTER.validate_python({"kind": kind, "target": target})
+    except ValueError:
+        raise ModelError(f"unknown model {spec!r}: {USAGE}") from None
