@@ -345,7 +345,7 @@ def models_prepare(
     head_bits: Annotated[int, typer.Option(help="Bits of the output layer: 2, 3, 4, 5, 6 or 8.")] = 6,
 ) -> None:
     """Quantize a model to EXL2 with ExLlamaV2's converter (needs an NVIDIA GPU)."""
-    from atlas_agent.models.prepare import prepare_model
+    from atlas_agent.modelfiles.convert import prepare_model
 
     done = prepare_model(source, output, bpw=bpw, head_bits=head_bits, echo=console.print)
     console.print(f"EXL2 model ready: {done} (serve it: atlas serve exl2:{done})")
@@ -362,7 +362,7 @@ def plan_vram(
     min_context: Annotated[int, typer.Option(help="Tokens every agent needs.")] = 16384,
 ) -> None:
     """Pick the KV-cache type and context per agent that fit one GPU."""
-    from atlas_agent.models.vram import choose_plan, load_model_shape, plan_request, render_plan
+    from atlas_agent.modelfiles.vram import choose_plan, load_model_shape, plan_request, render_plan
 
     request = plan_request(vram=vram, agents=agents, bpw=bpw, cache_type=cache, min_context=min_context)
     typer.echo(render_plan(choose_plan(load_model_shape(model_dir), request)))

@@ -15,3 +15,11 @@ class DockerUnavailable(AtlasError):
 
 class ImageMissing(AtlasError):
     """A task image is neither present locally nor pullable."""
+
+
+class ModelError(AtlasError):
+    """The backend could not produce a turn (dead server, exhausted script, refused request)."""
+
+
+class ContextOverflow(ModelError):
+    """The prompt does not fit the model's context window (never retried: it would fail again)."""

@@ -156,7 +156,8 @@ def examples(trajectory: dict[str, Any], template: str, bos: str, eos: str) -> l
 
 
 def make_data(out: Path) -> None:
-    from atlas_agent.models.gguf import bundled_gguf, load_engine
+    from atlas_agent.modelfiles.bundled import bundled_gguf
+    from atlas_agent.models.gguf import load_engine
 
     loaded = load_engine(bundled_gguf("smollm2"))
     tasks = [task for task in load_tasks("atlas-mini") if task.repo in TRAIN_REPOS]
@@ -172,7 +173,7 @@ def tune(gguf: Path, data: Path, out: Path, epochs: int, lr: float, limit: int |
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from atlas_agent.models.prepare import exllama_config, gguf_to_hf
+    from atlas_agent.modelfiles.convert import exllama_config, gguf_to_hf
 
     device = "cuda" if torch.cuda.is_available() else "cpu"  # the CPU only for a smoke test
     base = gguf_to_hf(gguf, out.with_name(out.name + ".base"))

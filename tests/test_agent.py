@@ -11,7 +11,8 @@ import pytest
 from atlas_agent.agent import Agent
 from atlas_agent.agent.history import estimate_tokens
 from atlas_agent.agent.settings import LoopSettings
-from atlas_agent.models import ModelError, open_provider
+from atlas_agent.errors import ModelError
+from atlas_agent.models import open_provider
 from atlas_agent.models.base import Model, Turn
 from atlas_agent.scaffolds.loader import load_scaffold
 from atlas_agent.tools import default_tools

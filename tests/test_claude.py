@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, ModelError, Turn
+from atlas_agent.models.base import Turn
 from atlas_agent.models.claude import ClaudeModel
 from atlas_agent.models.options import PRICES, parse_model_options
 from atlas_agent.runtime.task_images import prepare_images

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from atlas_agent.errors import ContextOverflow, ModelError
+from atlas_agent.modelfiles.convert import exllama_config, quantized_bits, resolve_source
+from atlas_agent.modelfiles.vram import CacheType, PlanDoesNotFit
 from atlas_agent.models import exl2
-from atlas_agent.models.base import ContextOverflow, ModelError
 from atlas_agent.models.chat_template import CHATML_TEMPLATE
 from atlas_agent.models.exl2 import (
     Exl2Provider,
@@ -24,8 +26,6 @@ from atlas_agent.models.exl2 import (
     plan_cache,
 )
 from atlas_agent.models.options import ModelOptions
-from atlas_agent.models.prepare import exllama_config, quantized_bits, resolve_source
-from atlas_agent.models.vram import CacheType, PlanDoesNotFit
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec
 from helpers import atlas, one_line_error
 

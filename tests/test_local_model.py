@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.models import gguf, open_provider
-from atlas_agent.models.base import ContextOverflow, ModelError
 from atlas_agent.models.chat_template import (
     CHATML_TEMPLATE,
     ChatTemplateError,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from atlas_agent.errors import ModelError
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ModelError
 from atlas_agent.models.options import ModelOptions, Price, parse_model_options, price_for
 from atlas_agent.models.retry import Retryable, RetryPolicy, call_with_retries
 from atlas_agent.vocabulary import Sampling, Usage

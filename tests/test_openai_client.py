@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.models import open_provider
-from atlas_agent.models.base import ContextOverflow, Model, ModelError
+from atlas_agent.models.base import Model
 from atlas_agent.models.openai_client import OpenAIProvider, retry_after, split_spec, turn_from_reply
 from atlas_agent.models.options import ModelOptions, parse_model_options
 from atlas_agent.models.retry import RetryPolicy

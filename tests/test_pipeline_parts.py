@@ -6,7 +6,8 @@ import pytest
 from pydantic import BaseModel
 
 from atlas_agent.agent.history import HistoryConfig, estimate_tokens, process_history
-from atlas_agent.models.base import ModelError, Turn
+from atlas_agent.errors import ModelError
+from atlas_agent.models.base import Turn
 from atlas_agent.scaffolds.structured import ask
 from atlas_agent.trajectory import Stage
 from atlas_agent.vocabulary import Message, ToolCall, ToolSpec

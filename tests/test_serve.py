@@ -19,7 +19,7 @@ if not os.environ.get("CI"):  # as with Docker: in CI a missing extra is a failu
 
 from serve_harness import MODEL, Server
 
-from atlas_agent.models.base import ContextOverflow, ModelError
+from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.models.engine import Finish
 from atlas_agent.models.openai_client import OpenAIProvider
 from atlas_agent.models.options import ModelOptions

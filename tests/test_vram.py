@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.models.vram import (
+from atlas_agent.modelfiles.vram import (
     PAGE_SIZE,
     CacheType,
     GiB,

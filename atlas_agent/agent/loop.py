@@ -10,8 +10,8 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 
 from atlas_agent.agent.settings import Limits, LoopSettings
-from atlas_agent.errors import AtlasError
-from atlas_agent.models.base import ContextOverflow, Model, ModelError
+from atlas_agent.errors import AtlasError, ContextOverflow, ModelError
+from atlas_agent.models.base import Model
 from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.base import Tool, ToolArgumentError
 from atlas_agent.trajectory import Step, ToolResult, Trajectory, now_iso

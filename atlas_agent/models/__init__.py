@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from atlas_agent.models.backends import backend_for
-from atlas_agent.models.base import Model, ModelError, ModelProvider, Turn
+from atlas_agent.models.base import Model, ModelProvider, Turn
 from atlas_agent.models.options import ModelOptions
 
 __all__ = [
     "Model",
-    "ModelError",
     "ModelOptions",
     "ModelProvider",
     "Turn",

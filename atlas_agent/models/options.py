@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.models.retry import RetryPolicy
 from atlas_agent.vocabulary import Sampling, Usage
 

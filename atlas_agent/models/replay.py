@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from atlas_agent.models.base import ModelError, Turn
+from atlas_agent.errors import ModelError
+from atlas_agent.models.base import Turn
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.vocabulary import Message, Sampling, ToolCall, ToolSpec
 

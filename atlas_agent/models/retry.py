@@ -16,7 +16,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.vocabulary import RetryRecord
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from atlas_agent.agent import AgentStop, limit_exceeded, render
 from atlas_agent.agent.history import estimate_tokens
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.runtime.workspace import TaskWorkspace
 from atlas_agent.scaffolds.base import SolveContext, submit_choice
 from atlas_agent.scaffolds.config import AgentlessScaffoldConfig

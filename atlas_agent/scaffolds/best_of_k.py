@@ -8,7 +8,7 @@ import time
 from pydantic import BaseModel, Field
 
 from atlas_agent.agent import Agent, limit_exceeded, render
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.scaffolds.base import SolveContext, fit_to_model, submit_choice
 from atlas_agent.scaffolds.config import BestOfKScaffoldConfig
 from atlas_agent.scaffolds.structured import ask

@@ -12,7 +12,8 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from atlas_agent.models.base import Model, ModelError
+from atlas_agent.errors import ModelError
+from atlas_agent.models.base import Model
 from atlas_agent.trajectory import Stage, Step, now_iso
 from atlas_agent.vocabulary import Message, ToolSpec
 

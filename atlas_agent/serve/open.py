@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from atlas_agent.models.base import ModelError
+from atlas_agent.errors import ModelError
 from atlas_agent.models.engine import Engine
 
 SPECS = "local:smollm2, gguf:PATH or exl2:MODEL_DIR"
@@ -18,7 +18,8 @@ def open_engine(spec: str, *, agents: int = 1, context: int | None = None, cache
     """
     kind, _, rest = spec.partition(":")
     if kind in ("local", "gguf") and rest:
-        from atlas_agent.models.gguf import bundled_gguf, load_engine
+        from atlas_agent.modelfiles.bundled import bundled_gguf
+        from atlas_agent.models.gguf import load_engine
         from atlas_agent.models.gguf_engine import GGUFEngine
 
         path = bundled_gguf(rest) if kind == "local" else Path(rest).expanduser()

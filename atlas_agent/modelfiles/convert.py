@@ -16,9 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from atlas_agent.models.base import ModelError
-from atlas_agent.models.exl2 import GPU_HINT
-from atlas_agent.models.gguf import bundled_gguf
+from atlas_agent.errors import ModelError
+from atlas_agent.modelfiles.bundled import GPU_HINT, bundled_gguf
 
 CONVERT_HINT = "pip install 'atlas-agent[gpu,prepare]' (transformers, gguf)"
 HEAD_BITS = (2, 3, 4, 5, 6, 8)  # what the converter's head options allow
