@@ -26,7 +26,20 @@ def test_no_function_is_longer_than_sixty_lines() -> None:
     assert not long, long
 
 
+def loaded_by(module: str, watched: tuple[str, ...]) -> str:
+    """Which of `watched` (module names or prefixes) a fresh interpreter has loaded after importing `module`."""
+    probe = (
+        f"import sys, {module}\n"
+        f"print(sorted(w for w in {watched!r} if any(m == w or m.startswith(w + '.') for m in sys.modules)))"
+    )
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_the_cli_starts_without_heavy_libraries() -> None:
-    probe = f"import sys, atlas_agent.cli\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "[]"
+    assert loaded_by("atlas_agent.cli", HEAVY) == "[]"
+
+
+def test_a_run_starts_without_the_harness_or_tree_sitter() -> None:
+    """The runner loads task repos with swebench's light task reader, never its harness."""
+    watched = ("swebench.harness", "datasets", "pandas", "torch", "tree_sitter", "llama_cpp", "exllamav2")
+    assert loaded_by("atlas_agent.runner", watched) == "[]"

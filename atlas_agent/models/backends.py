@@ -4,8 +4,9 @@ one union member."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -13,15 +14,32 @@ from atlas_agent.errors import ModelError
 from atlas_agent.models.base import ModelProvider
 from atlas_agent.models.options import ModelOptions
 
+if TYPE_CHECKING:
+    from atlas_agent.models.engine import Engine
+
 BUNDLED_REPLAYS = Path(__file__).parent / "replays"
+
+
+@dataclass(frozen=True)
+class EngineSizing:
+    """How `atlas serve` sizes an engine: the GPU's KV cache for `agents` conversations of `context`."""
+
+    agents: int = 1
+    context: int | None = None
+    cache: str | None = None
 
 
 class _Backend(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: str  # each backend narrows it to the kinds of spec it serves
     target: str = Field(min_length=1)  # what follows `kind:` in the spec
     # `-M` items this backend starts from; the command's own come after them and win
     option_defaults: ClassVar[tuple[str, ...]] = ()
+
+    def open_engine(self, sizing: EngineSizing) -> Engine:
+        """The engine `atlas serve` puts behind its API; only in-process backends have one."""
+        raise ModelError(f"cannot serve '{self.kind}:{self.target}': use {SERVABLE}")
 
 
 class ReplayBackend(_Backend):
@@ -71,6 +89,16 @@ class GGUFBackend(_Backend):
 
         return open_local(self.kind, self.target, options)
 
+    def open_engine(self, sizing: EngineSizing) -> Engine:
+        """llama.cpp on the CPU: one stream, the window the file was trained for."""
+        from atlas_agent.modelfiles.bundled import bundled_gguf
+        from atlas_agent.models.gguf import load_engine
+        from atlas_agent.models.gguf_engine import GGUFEngine
+
+        local = self.kind == "local"
+        path = bundled_gguf(self.target) if local else Path(self.target).expanduser()
+        return GGUFEngine(load_engine(path), self.target if local else path.stem)
+
 
 class Exl2Backend(_Backend):
     """`exl2:MODEL_DIR`, on the GPU in this process."""
@@ -82,11 +110,19 @@ class Exl2Backend(_Backend):
 
         return Exl2Provider(Path(self.target).expanduser(), options)
 
+    def open_engine(self, sizing: EngineSizing) -> Engine:
+        """ExLlamaV2 on the GPU, its cache planned for `sizing` (see `atlas plan-vram`)."""
+        from atlas_agent.models.exl2 import load_runtime
+
+        model_dir = Path(self.target).expanduser()
+        return load_runtime(model_dir, agents=sizing.agents, context=sizing.context, cache=sizing.cache)
+
 
 BackendConfig = Annotated[
     ReplayBackend | ClaudeBackend | OpenAIBackend | GGUFBackend | Exl2Backend, Field(discriminator="kind")
 ]
 _ADAPTER: TypeAdapter[BackendConfig] = TypeAdapter(BackendConfig)
+SERVABLE = "local:smollm2, gguf:PATH or exl2:MODEL_DIR"
 USAGE = (
     "use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, local:smollm2, gguf:PATH, exl2:MODEL_DIR, "
     "or replay:FILE.yaml"

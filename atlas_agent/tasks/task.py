@@ -12,7 +12,6 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from swebench.task.checks import expected_image
 
 from atlas_agent.errors import DatasetError
 from atlas_agent.vocabulary import EVAL_END_MARKER, EVAL_START_MARKER
@@ -100,6 +99,8 @@ class Task(BaseModel):
     def _derive_image(self) -> Task:
         # 4.x rows name no image; the harness derives the official one from the id
         if not self.image:
+            from swebench.task.checks import expected_image  # only rows without an image need it
+
             self.image = expected_image(self.instance_id)
         return self
 

@@ -11,20 +11,31 @@ import ast
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-
-import tree_sitter_python
-from tree_sitter import Language, Node, Parser, Tree
+from typing import TYPE_CHECKING
 
 from atlas_agent.tools.output import numbered
 
-PYTHON = Language(tree_sitter_python.language())
+if TYPE_CHECKING:
+    from tree_sitter import Language, Node, Tree
+
 PYTHON_SUFFIXES = (".py", ".pyi")
 _CONTEXT = 3
 
 
+@lru_cache(maxsize=1)
+def _python() -> Language:
+    # tree-sitter loads on the first parse: a run that never edits or outlines Python never pays for it
+    import tree_sitter_python
+    from tree_sitter import Language
+
+    return Language(tree_sitter_python.language())
+
+
 def parse(source: bytes) -> Tree:
+    from tree_sitter import Parser
+
     # Parsers are cheap and not thread-safe: one per parse.
-    return Parser(PYTHON).parse(source)
+    return Parser(_python()).parse(source)
 
 
 def is_python(path: str) -> bool:

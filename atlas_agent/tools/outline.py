@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from tree_sitter import Node
+from typing import TYPE_CHECKING
 
 from atlas_agent.tools.lint import parse
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
 
 # Statements whose bodies can hold definitions (`if TYPE_CHECKING:`, `try: import x except: def ...`);
 # ERROR too, so a file with a syntax error still shows what it defines.
