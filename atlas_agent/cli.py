@@ -143,6 +143,7 @@ def run(
     scaffold_config = load_scaffold(scaffold, overrides)
     options = parse_model_options([*backend_for(model).option_defaults, *(model_overrides or [])])
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
+    run_dir = RunDir.of_run(runs_dir, run_id)  # a run id that leaves runs_dir is refused here
     config = RunConfig(
         run_id=run_id,
         dataset=dataset,
@@ -157,7 +158,7 @@ def run(
         runtime=TypeAdapter(RuntimeConfig).validate_python({"type": runtime.value}),
     )
     # a resume with other settings is refused before a model loads or an image builds
-    RunDir(runs_dir / run_id).check_resume(config)
+    run_dir.check_resume(config)
     provider = open_provider(model, options)
     with console.status(f"preparing the {runtime.value} runtime"):
         config.runtime.prepare(tasks, task_repo_dir(dataset), lambda line: console.print(line, style="yellow"))
@@ -170,6 +171,8 @@ def run(
 def _run_with_progress(runner: Runner, tasks: list[Task]) -> None:
     """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone."""
     pending = runner.pending(tasks)
+    for path in sorted(runner.run_dir.damaged):
+        console.print(f"[yellow]warning[/]: {path} is damaged: its instance runs again", highlight=False)
     console.print(f"run [bold]{runner.config.run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
     runner.run(
         tasks,

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+# What a name must not hold to stay one entry of its folder: separators, NUL; nor be "." or "..".
+_NOT_IN_A_NAME = re.compile(r"[/\\\x00]")
+
+
+def path_component(value: str, what: str) -> str:
+    """`value`, when it names exactly one entry inside a folder; ValueError when it could point anywhere else
+    (dataset ids and run ids become folder names: `../../x` must not write outside the run)."""
+    if value in ("", ".", "..") or _NOT_IN_A_NAME.search(value):
+        raise ValueError(
+            f"{what} {value!r} is not a plain name: it must not be empty, '.', '..' or hold '/', '\\' or NUL"
+        )
+    return value
 
 
 def write_atomic(path: Path, text: str) -> None:

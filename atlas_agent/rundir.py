@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from atlas_agent.errors import AtlasError
-from atlas_agent.fsutil import write_atomic
+from atlas_agent.fsutil import path_component, write_atomic
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.config import DockerRuntime, RuntimeConfig
 from atlas_agent.scaffolds.config import ScaffoldConfig
@@ -35,6 +35,12 @@ from atlas_agent.vocabulary import Usage
 
 class RunConfig(BaseModel, extra="forbid"):
     run_id: str
+
+    @field_validator("run_id")
+    @classmethod
+    def _one_folder_name(cls, value: str) -> str:
+        return path_component(value, "run id")
+
     dataset: str = "atlas-mini"
     split: str = "test"
     selection: Selection = Field(default_factory=Selection)
@@ -74,19 +80,37 @@ class RunDir:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.lock = threading.Lock()
+        # status files that could not be read: their instances count as unfinished and run again
+        self.damaged: set[Path] = set()
+
+    @classmethod
+    def of_run(cls, runs_dir: Path, run_id: str) -> RunDir:
+        """`runs_dir/run_id`, refusing a run id that would put the run anywhere else."""
+        try:
+            return cls(runs_dir / path_component(run_id, "run id"))
+        except ValueError as exc:
+            raise AtlasError(f"--run-id: {exc}") from None
 
     @property
     def run_id(self) -> str:
         return self.root.name
 
     def instance(self, instance_id: str) -> Path:
-        return self.root / "instances" / instance_id
+        try:
+            return self.root / "instances" / path_component(instance_id, "instance id")
+        except ValueError as exc:
+            raise AtlasError(str(exc)) from None
 
     def status(self, instance_id: str) -> InstanceStatus | None:
+        """How the instance ended; None while unfinished, and when its status file is damaged (it reruns)."""
         path = self.instance(instance_id) / "status.json"
         if not path.is_file():
             return None
-        return InstanceStatus.model_validate_json(path.read_text())
+        try:
+            return InstanceStatus.model_validate_json(path.read_bytes())
+        except (ValueError, OSError):
+            self.damaged.add(path)
+            return None
 
     def config(self) -> RunConfig:
         path = self.root / "run.yaml"

@@ -38,7 +38,7 @@ class Runner:
     ) -> None:
         self.config = config
         self.provider = provider
-        self.run_dir = RunDir(runs_dir / config.run_id)
+        self.run_dir = RunDir.of_run(runs_dir, config.run_id)
 
     def pending(self, tasks: list[Task]) -> list[Task]:
         """Tasks without a finished status: errors are retried, done ones are kept."""

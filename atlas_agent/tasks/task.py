@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from atlas_agent.errors import DatasetError
+from atlas_agent.fsutil import path_component
 from atlas_agent.vocabulary import EVAL_END_MARKER, EVAL_START_MARKER
 
 EvalType = Literal["pass_and_fail", "fail_only"]
@@ -57,6 +58,12 @@ class Task(BaseModel):
     eval_script: str | None = None
     log_parser: str | None = None
     eval_type: EvalType | None = None
+
+    @field_validator("instance_id")
+    @classmethod
+    def _one_folder_name(cls, value: str) -> str:
+        # the id names the instance's folder in a run directory
+        return path_component(value, "instance id")
 
     @field_validator("version", "created_at", mode="before")
     @classmethod
