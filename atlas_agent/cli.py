@@ -31,6 +31,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # the bundled SmolLM2-135M on the CPU: runs anywhere, rarely solves anything, proves the path is real
 DEFAULT_MODEL = "local:smollm2"
+# `atlas run`'s exit status when instances ended in an error (1: the command itself failed)
+INSTANCES_ERRORED = 3
 Dataset = Annotated[
     str,
     typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
@@ -163,18 +165,22 @@ def run(
     with console.status(f"preparing the {runtime.value} runtime"):
         config.runtime.prepare(tasks, task_repo_dir(dataset), lambda line: console.print(line, style="yellow"))
     runner = Runner(config, provider, runs_dir)
-    _run_with_progress(runner, tasks)
+    errored = _run_with_progress(runner, tasks)
     if evaluate:
         _evaluate(runner.run_dir.root, workers, 1800, False)
+    if errored:
+        # the model backend or the runtime failed them, not the agent: a script must see it
+        raise typer.Exit(INSTANCES_ERRORED)
 
 
-def _run_with_progress(runner: Runner, tasks: list[Task]) -> None:
-    """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone."""
+def _run_with_progress(runner: Runner, tasks: list[Task]) -> int:
+    """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone;
+    how many of them ended in an error."""
     pending = runner.pending(tasks)
     for path in sorted(runner.run_dir.damaged):
         console.print(f"[yellow]warning[/]: {path} is damaged: its instance runs again", highlight=False)
     console.print(f"run [bold]{runner.config.run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
-    runner.run(
+    statuses = runner.run(
         tasks,
         on_done=lambda s: console.print(
             f"  {s.instance_id}: {s.state} ({s.stop_reason or s.error}, {s.steps} steps, {s.duration_s:.1f} s)",
@@ -188,6 +194,14 @@ def _run_with_progress(runner: Runner, tasks: list[Task]) -> None:
             "not started (rerun with the same --run-id and a higher --max-cost to continue)"
         )
     console.print(f"predictions: {runner.run_dir.root / 'preds.jsonl'}")
+    errored = sum(status.state == "error" for status in statuses)
+    if errored:
+        console.print(
+            f"[red]{errored} of {len(statuses)} instance(s) ended in an error[/] (model backend or runtime; see their "
+            "status.json): rerun the same command to retry them",
+            highlight=False,
+        )
+    return errored
 
 
 class TamperChoice(StrEnum):

@@ -293,12 +293,12 @@ def tally_image(docker_client: Any) -> None:
     )
 
 
-def claude_run(tmp_path: Path, port: int, run_id: str, *extra: str) -> Path:
+def claude_run(tmp_path: Path, port: int, run_id: str, *extra: str, status: int = 0) -> Path:
     env = {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": KEY}
     args = ["--dataset", "atlas-mini", "--instances", "atlas__tally-2", "--scaffold", "tools"]
     args += ["--model", "claude-sonnet-4-5", "--run-id", run_id, "-M", "retry.initial_wait_s=0.05", *extra]
     result = atlas("run", *args, cwd=tmp_path, env=env)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == status, result.stderr
     return tmp_path / "runs" / run_id
 
 
@@ -333,7 +333,8 @@ def test_claude_run_resolves_through_rate_limits(tmp_path: Path, tally_image: No
 
 @pytest.mark.docker
 def test_claude_refusal_ends_the_instance_as_a_model_error(tmp_path: Path, tally_image: None, api_process: Any) -> None:
-    run_dir = claude_run(tmp_path, api_process(SCRIPTS / "bad-request.yaml"), "claude-refused")
+    # exit status 3: an instance ended in an error
+    run_dir = claude_run(tmp_path, api_process(SCRIPTS / "bad-request.yaml"), "claude-refused", status=3)
     status = json.loads((run_dir / "instances" / "atlas__tally-2" / "status.json").read_text())
     assert status["state"] == "error" and status["stop_reason"] == "model_error"
     assert "400 invalid_request_error: messages.1.content.0: tool_use ids must be unique" in status["error"]

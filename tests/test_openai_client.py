@@ -321,7 +321,8 @@ def test_a_refused_request_ends_the_instance_with_the_servers_message(tmp_path: 
             "--model", f"openai:http://127.0.0.1:{port}/v1/{MODEL}", "--run-id", "openai-refused",
             cwd=tmp_path,
         )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # an instance ended in an error
+    assert "1 of 1 instance(s) ended in an error" in result.stderr
     status = json.loads(
         (tmp_path / "runs" / "openai-refused" / "instances" / task.instance_id / "status.json").read_text()
     )
