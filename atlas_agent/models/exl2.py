@@ -313,8 +313,7 @@ class Exl2Model:
 
     @property
     def sampling(self) -> Sampling:
-        # no temperature is greedy decoding: say so, rather than leave the default unnamed
-        return Sampling(temperature=self._options.temperature or 0.0, max_output_tokens=self._options.max_output_tokens)
+        return self._options.greedy_sampling
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
         started = time.monotonic()

@@ -75,6 +75,12 @@ class ModelOptions(Sampling):
     def sampling(self) -> Sampling:
         return Sampling(temperature=self.temperature, max_output_tokens=self.max_output_tokens)
 
+    @property
+    def greedy_sampling(self) -> Sampling:
+        """What an in-process engine samples with: no temperature is greedy decoding, so it says 0.0
+        rather than leave the default unnamed."""
+        return Sampling(temperature=self.temperature or 0.0, max_output_tokens=self.max_output_tokens)
+
 
 def parse_model_options(items: list[str]) -> ModelOptions:
     """`-M key=value` pairs (dotted keys, YAML values) → validated options, or one ModelError line."""
