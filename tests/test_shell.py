@@ -132,6 +132,17 @@ def test_builtin_loop_is_interrupted_without_losing_the_session(shell: Persisten
     assert shell.run("pwd; echo $FOO").output == "/tmp\nbar\n"
 
 
+def test_a_process_that_left_the_command_tree_is_stopped_when_the_command_times_out(shell: PersistentShell) -> None:
+    """A double fork orphans `sleep 4321`: no walk down from the shell finds it, yet it must not outlive
+    the command (in a container it might be a fork bomb's; on the host, the session still holds it)."""
+    shell.run("cd /tmp")
+    result = shell.run("(sleep 4321 &); sleep 60", timeout=1)
+    assert result.timed_out and "escaped the command" in result.output, result.output
+    everywhere = shell.run("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '").output
+    assert "sleep 4321" not in everywhere
+    assert shell.run("pwd").output == "/tmp\n"
+
+
 def test_uninterruptible_loop_restarts_the_session_in_the_same_directory(shell: PersistentShell) -> None:
     shell.run("cd /tmp; export FOO=bar")
     old_pid = shell.pid

@@ -17,6 +17,8 @@ from atlas_agent.runtime.shell import ShellDied
 
 _HEADER = struct.Struct(">BxxxL")
 _RECV_BYTES = 1 << 16
+# Processes this close to the container's pids limit mean a runaway: helpers could not even start.
+PIDS_HEADROOM = 8
 
 
 def _raw_socket(wrapper: object) -> socket.socket:
@@ -152,6 +154,36 @@ class DockerExecChannel:
             oom = ", out of memory" if state.get("OOMKilled") else ""
             code = f"{state.get('Status')}, exit code {state.get('ExitCode')}{oom}"
             raise ShellDied(f"container {self._container_id[:12]} stopped ({code}): its shell is gone")
+
+    def escaped(self) -> int:
+        # Asked of the engine, which lists the container's processes from outside: inside, a fork
+        # bomb leaves no pid to start `ps` with. Task containers run docker-init (`init=True`):
+        # its first child is the container's idle command, any other child an orphan that escaped.
+        api = self._client.api
+        try:
+            state, host = (info := api.inspect_container(self._container_id))["State"], info["HostConfig"]
+            top = api.top(self._container_id)
+        except APIError as exc:
+            raise self._died(exc) from None
+        rows = top.get("Processes") or []
+        pid_at, ppid_at = top["Titles"].index("PID"), top["Titles"].index("PPID")
+        children = sorted(int(row[pid_at]) for row in rows if int(row[ppid_at]) == state.get("Pid"))
+        limit = host.get("PidsLimit") or 0
+        if limit > 0 and len(rows) >= limit - PIDS_HEADROOM:
+            return len(rows)
+        return max(0, len(children) - 1)
+
+    def reset(self) -> None:
+        """SIGKILL to the container's init, which takes every process of its namespace with it; the
+        container then starts again with its filesystem as it was."""
+        api = self._client.api
+        try:
+            with contextlib.suppress(APIError):  # 409: it stopped on its own meanwhile
+                api.kill(self._container_id)
+            api.wait(self._container_id, timeout=60)
+            api.start(self._container_id)
+        except APIError as exc:
+            raise self._died(exc) from None
 
     def _died(self, exc: APIError) -> ShellDied:
         if isinstance(exc, NotFound):

@@ -127,6 +127,27 @@ class LocalProcessChannel:
     def check_alive(self) -> None:
         """The host outlives its shells: nothing to check."""
 
+    def escaped(self) -> int:
+        """Processes of the shell's session that left its process tree (their parent exited)."""
+        if self._proc is None:
+            return 0
+        members = _session_members(self._proc.pid)
+        tree, grew = {self._proc.pid}, True
+        while grew:
+            grown = tree | {pid for pid, parent in members.items() if parent in tree}
+            tree, grew = grown, grown != tree
+        return len(members.keys() - tree)
+
+    def reset(self) -> None:
+        """SIGKILL to every process of the shell's session, whichever group or parent it has."""
+        if self._proc is None:
+            return
+        for pid in _session_members(self._proc.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+
     def kill_group(self) -> None:
         """SIGKILL to the shell's process group: bash and every job it started that kept its group."""
         if self._proc is None:
@@ -135,6 +156,18 @@ class LocalProcessChannel:
             os.killpg(self._proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
+
+
+def _session_members(session: int) -> dict[int, int]:
+    """pid → parent pid of every process in `session`, read from /proc."""
+    members: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # after the command name in parentheses: state, ppid, pgrp, session
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[3]) == session:
+                members[int(stat.parent.name)] = int(fields[1])
+    return members
 
 
 def _default_interrupts() -> None:

@@ -110,6 +110,15 @@ class ShellChannel(Protocol):
         """ShellDied when the environment the shell lives in has ended."""
         ...
 
+    def escaped(self) -> int:
+        """How many processes got out of the shell's process tree (a detached daemon, a fork bomb's
+        orphans), or all of them when so many run that the environment is out of pids."""
+        ...
+
+    def reset(self) -> None:
+        """Stops every process of the environment, files kept, so that a fresh shell can open."""
+        ...
+
 
 def ansi_c_quote(text: str) -> str:
     """`text` as one bash `$'...'` word: a single line, whatever the text holds."""
@@ -233,14 +242,25 @@ class PersistentShell:
         self._disconnect()
 
     def _interrupt(self, collector: _Collector, timeout: float, started: float) -> CommandResult:
-        """Kills what the timed-out command started; restarts the shell if that does not end it."""
-        self._kill_tree("int", self.pid)
+        """Kills what the timed-out command started; restarts the shell if that does not end it, and
+        the whole environment when processes escaped the command's tree."""
+        escaped = self._channel.escaped()
+        if not escaped:
+            try:
+                self._kill_tree("int", self.pid)
+            except ShellDied:
+                self._channel.check_alive()  # alive, yet no helper could start: out of pids
+                escaped = self._channel.escaped() or 1
+        if escaped:
+            return self._contain(collector, timeout, started, escaped)
         outcome = self._collect(collector, time.monotonic() + INTERRUPT_GRACE_S)
         if outcome == "done":
             # bash 5.2 defers the next SIGINT trap after one that fired while it waited for a child,
             # until it forks again: fork once now, so a builtin loop run next stays interruptible.
             self.cwd = collector.cwd
             outcome = self._exchange(_Collector(0), "(:)", time.monotonic() + INTERRUPT_GRACE_S)
+        if escaped := self._channel.escaped():  # detached while it was being stopped
+            return self._contain(collector, timeout, started, escaped)
         if outcome == "done":
             note = f"[timed out after {timeout:g}s: the command was interrupted and its processes killed]"
         else:
@@ -249,6 +269,20 @@ class PersistentShell:
                 f"[timed out after {timeout:g}s and could not be interrupted: a fresh shell was started"
                 f" in {self.cwd}; shell variables, functions and background jobs were lost]"
             )
+        return self._result(collector, TIMEOUT_EXIT_CODE, note, True, started)
+
+    def _contain(self, collector: _Collector, timeout: float, started: float, escaped: int) -> CommandResult:
+        """Stops every process of the environment and opens a fresh shell: what escaped the command's
+        tree cannot be found through it, and a fork bomb leaves no pid to run a helper with."""
+        self._disconnect()
+        self._channel.reset()
+        self.pid = 0
+        self._open(self.cwd or self.workdir)
+        note = (
+            f"[timed out after {timeout:g}s; {escaped} process(es) had escaped the command (detached daemons"
+            f" or a fork bomb), so every process of {self._channel.where} was stopped and a fresh shell"
+            f" restarted in {self.cwd}: files are kept; shell variables, functions and background jobs were lost]"
+        )
         return self._result(collector, TIMEOUT_EXIT_CODE, note, True, started)
 
     def _open(self, cwd: str) -> None:
