@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -14,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from atlas_agent.cli_images import ImageBudgetOption, register_image_commands
 from atlas_agent.errors import AtlasError
 
 if TYPE_CHECKING:
@@ -22,7 +26,7 @@ if TYPE_CHECKING:
     from atlas_agent.tasks import Task
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
-images_app = typer.Typer(no_args_is_help=True, help="Build or pull task images.")
+images_app = typer.Typer(no_args_is_help=True, help="Build, pull, list or prune task images.")
 app.add_typer(images_app, name="images")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare local models.")
 app.add_typer(models_app, name="models")
@@ -86,12 +90,33 @@ def friendly_errors(func: F) -> F:
         except AtlasError as exc:
             # the message is plain text: "[gpu]" in an install hint is not rich markup
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
+            _leave_if_stopping(1)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: finished work is kept; rerun the same command to resume")
+            _leave_if_stopping(130)
             raise typer.Exit(130) from None
+        except SystemExit as exc:
+            if isinstance(exc.code, int) and exc.code > 128:  # a signal (SIGTERM, SIGHUP) stopped the run
+                name = signal.Signals(exc.code - 128).name
+                console.print(f"[yellow]stopped[/] ({name}): finished work is kept; rerun the same command to resume")
+                _leave_if_stopping(exc.code)
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _leave_if_stopping(code: int) -> None:
+    """A stopping run leaves now: its busy workers (a model call can take minutes) are not waited for.
+    Every run file is written atomically, so whatever they were writing is simply not there."""
+    from atlas_agent.runtime import cleanup
+
+    if not cleanup.stop_reason():
+        return
+    cleanup.remove_all()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _load_selection(
@@ -128,16 +153,15 @@ def run(
     runs_dir: RunsDir = Path("runs"),
     evaluate: Evaluate = False,
     runtime: RuntimeOption = Runtime.docker,
+    image_budget: ImageBudgetOption = None,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
-    from pydantic import TypeAdapter
-
     from atlas_agent.models import open_provider
     from atlas_agent.models.backends import backend_for
     from atlas_agent.models.options import parse_model_options
     from atlas_agent.rundir import RunConfig, RunDir
     from atlas_agent.runner import Runner
-    from atlas_agent.runtime.config import RuntimeConfig
+    from atlas_agent.runtime.config import runtime_config
     from atlas_agent.scaffolds.loader import load_scaffold
     from atlas_agent.tasks.loaders import task_repo_dir
 
@@ -157,14 +181,14 @@ def run(
         workers=workers,
         scaffold_name=scaffold,
         scaffold=scaffold_config,
-        runtime=TypeAdapter(RuntimeConfig).validate_python({"type": runtime.value}),
+        runtime=runtime_config(runtime.value, image_budget),
     )
     # a resume with other settings is refused before a model loads or an image builds
     run_dir.check_resume(config)
     provider = open_provider(model, options)
     with console.status(f"preparing the {runtime.value} runtime"):
         config.runtime.prepare(tasks, task_repo_dir(dataset), lambda line: console.print(line, style="yellow"))
-    runner = Runner(config, provider, runs_dir)
+    runner = Runner(config, provider, runs_dir, notice=_notice)
     errored = _run_with_progress(runner, tasks)
     if evaluate:
         _evaluate(runner.run_dir.root, workers, 1800, False)
@@ -173,12 +197,18 @@ def run(
         raise typer.Exit(INSTANCES_ERRORED)
 
 
+def _notice(line: str) -> None:
+    console.print(line, style="yellow", highlight=False)
+
+
 def _run_with_progress(runner: Runner, tasks: list[Task]) -> int:
     """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone;
     how many of them ended in an error."""
     pending = runner.pending(tasks)
     for path in sorted(runner.run_dir.damaged):
         console.print(f"[yellow]warning[/]: {path} is damaged: its instance runs again", highlight=False)
+    for line in runner.run_dir.changed_patches():
+        console.print(f"[yellow]warning[/]: {line}", highlight=False)
     console.print(f"run [bold]{runner.config.run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
     statuses = runner.run(
         tasks,
@@ -214,7 +244,11 @@ def _evaluate(
     run_path: Path, workers: int, timeout: int, reuse: bool, tamper: TamperMode = "strip", repeat: int = 1
 ) -> None:
     from atlas_agent.grading.evaluate import evaluate_run
+    from atlas_agent.rundir import RunDir
     from atlas_agent.runtime.docker_client import connect
+
+    for line in RunDir(run_path).changed_patches():
+        console.print(f"[yellow]warning[/]: {line}", highlight=False)
 
     def graded(iid: str, number: int) -> None:
         suffix = f" (grading {number}/{repeat})" if repeat > 1 else ""
@@ -413,6 +447,8 @@ def gc(
     removed = remove_containers(client, leftovers)
     console.print(f"removed {removed} container(s)")
 
+
+register_image_commands(images_app, friendly_errors)
 
 if __name__ == "__main__":
     app(prog_name="atlas")

@@ -23,3 +23,15 @@ class ModelError(AtlasError):
 
 class ContextOverflow(ModelError):
     """The prompt does not fit the model's context window (never retried: it would fail again)."""
+
+
+class EngineLost(AtlasError):
+    """The Docker engine stopped answering in the middle of a run (restarted, crashed, socket gone)."""
+
+
+class DiskFull(AtlasError):
+    """A run file could not be written: no space left on its disk (or the user's quota is used up)."""
+
+
+class RunStopping(AtlasError):
+    """The run is stopping (a signal, a full disk, a lost engine): nothing new may start."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from atlas_agent.errors import DiskFull
 
 # What a name must not hold to stay one entry of its folder: separators, NUL; nor be "." or "..".
 _NOT_IN_A_NAME = re.compile(r"[/\\\x00]")
@@ -26,6 +29,19 @@ def path_component(value: str, what: str) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Writes `path` whole or not at all; DiskFull (one line) when its disk has no room left."""
+    try:
+        _replace_with(path, text)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(
+                f"no space left on the disk holding {path.parent} (writing {path.name}): free some space and rerun"
+                " the same command; finished instances are kept and unfinished ones run again"
+            ) from None
+        raise
+
+
+def _replace_with(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -28,7 +28,7 @@ from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.config import DockerRuntime, RuntimeConfig
 from atlas_agent.scaffolds.config import ScaffoldConfig
 from atlas_agent.tasks import Selection
-from atlas_agent.trajectory import now_iso
+from atlas_agent.trajectory import Trajectory, now_iso
 from atlas_agent.versions import versions
 from atlas_agent.vocabulary import Usage
 
@@ -111,6 +111,39 @@ class RunDir:
         except (ValueError, OSError):
             self.damaged.add(path)
             return None
+
+    def finished(self, instance_id: str) -> bool:
+        """Done, with the files a done instance leaves: a missing or unreadable one makes it run again."""
+        status = self.status(instance_id)
+        if status is None or status.state != "done":
+            return False
+        folder = self.instance(instance_id)
+        try:
+            Trajectory.model_validate_json((folder / "trajectory.json").read_bytes())
+        except (ValueError, OSError):
+            self.damaged.add(folder / "trajectory.json")
+            return False
+        if not (folder / "patch.diff").is_file():
+            self.damaged.add(folder / "patch.diff")
+            return False
+        return True
+
+    def changed_patches(self) -> list[str]:
+        """A warning for each done instance whose patch.diff is not the one it ended with (its line
+        count differs from its status): its prediction is the file as it is now."""
+        warnings = []
+        for folder in sorted((self.root / "instances").glob("*")):
+            status = self.status(folder.name)
+            patch = folder / "patch.diff"
+            if status is None or status.state != "done" or not patch.is_file():
+                continue
+            lines = patch.read_bytes().count(b"\n")
+            if lines != status.patch_lines:
+                warnings.append(
+                    f"{patch} has {lines} line(s) but the instance ended with {status.patch_lines}: it was changed"
+                    " afterwards, and its prediction is the file as it is now (delete status.json to run it again)"
+                )
+        return warnings
 
     def config(self) -> RunConfig:
         path = self.root / "run.yaml"

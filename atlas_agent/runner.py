@@ -1,15 +1,24 @@
-"""Many instances: workers, resume and cost limits over the run directory (`rundir`)."""
+"""Many instances: workers, resume and cost limits over the run directory (`rundir`).
+
+A run stops on a signal, a full disk or an engine that stays away: queued instances never start,
+live containers are removed so that commands in flight fail at once, and instances still busy after
+a few seconds' grace are recorded as interrupted. Every unfinished instance runs again on resume.
+An episode that the Docker engine's going away cut short is an infrastructure failure, not the
+model's: the instance waits for the engine (bounded) and runs again.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from atlas_agent.errors import AtlasError, DockerUnavailable
+from atlas_agent.errors import AtlasError, DiskFull, DockerUnavailable, EngineLost
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider
 from atlas_agent.rundir import InstanceStatus, RunConfig, RunDir
@@ -24,9 +33,24 @@ from atlas_agent.trajectory import Trajectory, now_iso
 from atlas_agent.vocabulary import StopReason
 
 ProgressHook = Callable[[InstanceStatus], None]
-# Episodes that ended because the model backend or the container failed, not because of the agent:
-# the instance is an error, retried when the run resumes.
-RETRYABLE_STOPS = frozenset({StopReason.MODEL_ERROR, StopReason.RUNTIME_ERROR})
+# Episodes that ended because the model backend, the container or the run's stopping cut them
+# short, not because of the agent: the instance is an error, retried when the run resumes.
+RETRYABLE_STOPS = frozenset(
+    {StopReason.MODEL_ERROR, StopReason.RUNTIME_ERROR, StopReason.INFRA_FAILURE, StopReason.INTERRUPTED}
+)
+# How long a stopping run waits for its busy workers to record their instances themselves.
+STOP_GRACE_S = 5.0
+# How often one instance is tried again after the engine went away under it.
+INFRA_RETRIES = 3
+
+
+@dataclass
+class _Episode:
+    """An instance in flight: what it did so far, should the run stop before it ends."""
+
+    trajectory: Trajectory
+    started: float = field(default_factory=time.monotonic)
+    started_at: str = field(default_factory=now_iso)
 
 
 class Runner:
@@ -35,39 +59,40 @@ class Runner:
         config: RunConfig,
         provider: ModelProvider,
         runs_dir: Path,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
+        """`notice`: one-line reports of what the run does about trouble (a lost engine, leftovers)."""
         self.config = config
         self.provider = provider
         self.run_dir = RunDir.of_run(runs_dir, config.run_id)
+        self.notice = notice or (lambda _line: None)
+        self._in_flight: dict[str, _Episode] = {}
 
     def pending(self, tasks: list[Task]) -> list[Task]:
         """Tasks without a finished status: errors are retried, done ones are kept."""
-        return [
-            task
-            for task in tasks
-            if (status := self.run_dir.status(task.instance_id)) is None or status.state != "done"
-        ]
+        return [task for task in tasks if not self.run_dir.finished(task.instance_id)]
 
     def run(self, tasks: list[Task], on_done: ProgressHook | None = None) -> list[InstanceStatus]:
         self.run_dir.write_config(self.config)
+        if removed := self.config.runtime.remove_orphans(self.config.run_id):
+            self.notice(f"removed {removed} container(s) that a killed earlier process of this run left behind")
         report = on_done or (lambda _status: None)
         results: list[InstanceStatus] = []
-        with ThreadPoolExecutor(max_workers=max(1, self.config.workers)) as pool:
-            futures = [pool.submit(self._run_within_budget, task) for task in self.pending(tasks)]
-            try:
-                for future in as_completed(futures):
-                    status = future.result()
-                    if status is not None:
-                        results.append(status)
-                        report(status)
-            except BaseException:
-                # Ctrl-C: stop queued instances, and remove live containers so busy workers fail
-                # their current command at once instead of holding up the exit.
-                for future in futures:
-                    future.cancel()
-                cleanup.remove_all()
-                raise
-            finally:
+        pool = ThreadPoolExecutor(max_workers=max(1, self.config.workers))
+        futures = [pool.submit(self._run_within_budget, task) for task in self.pending(tasks)]
+        try:
+            for future in as_completed(futures):
+                status = future.result()
+                if status is not None:
+                    results.append(status)
+                    report(status)
+        except BaseException as exc:
+            self._stop(futures, _stop_cause(exc))
+            raise
+        finally:
+            # Workers still busy are not waited for: a stopping run ends within seconds.
+            pool.shutdown(wait=False, cancel_futures=True)
+            with contextlib.suppress(DiskFull):  # rebuilt from the instance folders on resume
                 self.run_dir.write_predictions(self.provider.name)
         return results
 
@@ -76,48 +101,101 @@ class Runner:
         folders = (self.run_dir.root / "instances").glob("*")
         return sum(status.usage.cost_usd for f in folders if (status := self.run_dir.status(f.name)) is not None)
 
+    def _stop(self, futures: list[Future[InstanceStatus | None]], cause: str) -> None:
+        """Nothing new starts; busy workers fail at their next command; who is still busy after the
+        grace is recorded as interrupted, with the steps its trajectory already holds."""
+        cleanup.request_stop(cause)
+        for future in futures:
+            future.cancel()
+        cleanup.remove_all()
+        wait([future for future in futures if not future.done()], timeout=STOP_GRACE_S)
+        for instance_id, episode in list(self._in_flight.items()):
+            # Only the status: its worker may still be changing the trajectory, saved after every step.
+            status = self._status(instance_id, episode, "", interrupted_error(episode))
+            with contextlib.suppress(OSError, AtlasError):  # best effort: unrecorded, it reruns anyway
+                write_json(self.run_dir.instance(instance_id) / "status.json", status)
+
     def _run_within_budget(self, task: Task) -> InstanceStatus | None:
-        """None when the run's cost limit was reached before this instance started: it stays pending."""
+        """None when the run's cost limit was reached, or the run is stopping, before this instance
+        started: it stays pending."""
         limit = self.config.max_cost_usd
-        if limit is not None and self.spent_usd() >= limit:
+        if cleanup.stop_reason() or (limit is not None and self.spent_usd() >= limit):
             return None
         return self.run_instance(task)
 
     def run_instance(self, task: Task) -> InstanceStatus:
+        """One episode; again, after waiting for the engine, while the engine's going away cut it short."""
+        attempt = 1
+        while True:
+            status, engine_lost = self._attempt(task)
+            lost = engine_lost or not self.config.runtime.reachable()
+            if status.state == "done" or cleanup.stop_reason() or not lost:
+                return status
+            status = status.model_copy(
+                update={
+                    "stop_reason": StopReason.INFRA_FAILURE,
+                    "error": f"infrastructure: the Docker engine went away during attempt {attempt} ({status.error})",
+                }
+            )
+            write_json(self.run_dir.instance(task.instance_id) / "status.json", status)
+            if attempt > INFRA_RETRIES:
+                return status
+            self.notice(f"{task.instance_id}: the Docker engine went away mid-episode; it runs again once it is back")
+            self.config.runtime.recover(self.config.run_id, self.notice)
+            attempt += 1
+
+    def _attempt(self, task: Task) -> tuple[InstanceStatus, bool]:
+        """The episode's status, and whether it saw the engine go away."""
         folder = self.run_dir.instance(task.instance_id)
-        trajectory = Trajectory(instance_id=task.instance_id, model=self.provider.name)
-        started, started_at = time.monotonic(), now_iso()
+        episode = _Episode(Trajectory(instance_id=task.instance_id, model=self.provider.name))
+        self._in_flight[task.instance_id] = episode
         error: str | None = None
         patch = ""
+        engine_lost = False
         try:
-            patch = self._solve(task, trajectory, folder)
-        except DockerUnavailable:
-            raise
-        except AtlasError as exc:
-            error = str(exc)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            write_atomic(folder / "error.log", traceback.format_exc())
-        trajectory.save(folder / "trajectory.json")
+            try:
+                patch = self._solve(task, episode.trajectory, folder)
+            except (DockerUnavailable, DiskFull):
+                raise
+            except AtlasError as exc:
+                error, engine_lost = str(exc), isinstance(exc, EngineLost)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                write_atomic(folder / "error.log", traceback.format_exc())
+            trajectory = episode.trajectory
+            if error is None and trajectory.stop_reason in RETRYABLE_STOPS:
+                error = f"{trajectory.stop_reason}: {trajectory.stop_detail}"
+            if error is not None and cleanup.stop_reason():
+                error = interrupted_error(episode)  # its container was removed under it: say why
+            return self._record(task.instance_id, episode, patch, error), engine_lost
+        finally:
+            self._in_flight.pop(task.instance_id, None)
+
+    def _record(self, instance_id: str, episode: _Episode, patch: str, error: str | None) -> InstanceStatus:
+        """Writes the instance's trajectory, patch and (last) status."""
+        folder = self.run_dir.instance(instance_id)
+        episode.trajectory.save(folder / "trajectory.json")
         write_atomic(folder / "patch.diff", patch)
-        if error is None and trajectory.stop_reason in RETRYABLE_STOPS:
-            error = f"{trajectory.stop_reason}: {trajectory.stop_detail}"
-        status = InstanceStatus(
-            instance_id=task.instance_id,
+        status = self._status(instance_id, episode, patch, error)
+        write_json(folder / "status.json", status)
+        self.run_dir.write_predictions(self.provider.name)
+        return status
+
+    def _status(self, instance_id: str, episode: _Episode, patch: str, error: str | None) -> InstanceStatus:
+        trajectory = episode.trajectory
+        return InstanceStatus(
+            instance_id=instance_id,
             state="error" if error else "done",
-            stop_reason=trajectory.stop_reason,
+            stop_reason=StopReason.INTERRUPTED if error and cleanup.stop_reason() else trajectory.stop_reason,
             stop_detail=trajectory.stop_detail,
             steps=trajectory.step_count,
             usage=trajectory.usage,
             patch_lines=patch.count("\n"),
-            duration_s=round(time.monotonic() - started, 3),
-            started_at=started_at,
+            duration_s=round(time.monotonic() - episode.started, 3),
+            started_at=episode.started_at,
             finished_at=now_iso(),
             error=error,
         )
-        write_json(folder / "status.json", status)
-        self.run_dir.write_predictions(self.provider.name)
-        return status
 
     def _solve(self, task: Task, trajectory: Trajectory, folder: Path) -> str:
         def request(label: str) -> WorkspaceRequest:
@@ -146,3 +224,21 @@ class Runner:
             save=lambda: trajectory.save(folder / "trajectory.json"),
         )
         return self.config.scaffold.build().solve(context)
+
+
+def interrupted_error(episode: _Episode) -> str:
+    return (
+        f"interrupted ({cleanup.stop_reason() or 'stopped'}) after {episode.trajectory.step_count} step(s):"
+        " it runs again when the run is resumed"
+    )
+
+
+def _stop_cause(exc: BaseException) -> str:
+    """What stopped the run, in a word or two (a signal handler may already have said)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "Ctrl-C"
+    if isinstance(exc, DiskFull):
+        return "disk full"
+    if isinstance(exc, DockerUnavailable):
+        return "Docker engine unavailable"
+    return type(exc).__name__

@@ -140,3 +140,5 @@ class StopReason(StrEnum):
     CONTEXT_OVERFLOW = "context_overflow"
     MODEL_ERROR = "model_error"
     RUNTIME_ERROR = "runtime_error"
+    INFRA_FAILURE = "infra_failure"  # the Docker engine went away under the episode
+    INTERRUPTED = "interrupted"  # a signal or a full disk stopped the run mid-episode

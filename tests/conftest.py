@@ -11,6 +11,9 @@ import pytest
 if TYPE_CHECKING:
     from atlas_agent.runtime.container import TaskContainer
 
+# second_engine, second_engine_image: a second dockerd that fault-injection tests may stop, kill and restart
+pytest_plugins = ["second_engine"]
+
 
 @pytest.fixture(scope="session")
 def docker_client():

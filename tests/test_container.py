@@ -49,6 +49,17 @@ def test_network_is_none(docker_client, container: TaskContainer) -> None:
     assert container.run("ls /sys/class/net").output.split() == ["lo"]
 
 
+@pytest.mark.parametrize(
+    "opening",
+    ["socket.socket(socket.AF_PACKET, socket.SOCK_RAW)", "socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)"],
+    ids=["packet", "raw-icmp"],
+)
+def test_raw_and_packet_sockets_are_refused(container: TaskContainer, opening: str) -> None:
+    result = container.run(f'python3 -c "import socket; {opening}"')
+    assert result.exit_code != 0 and "PermissionError" in result.output, result.output
+    assert container.run("mknod /tmp/dev c 1 3").exit_code != 0, "no device nodes either"
+
+
 def test_limits_are_applied(docker_client, base_image: str) -> None:
     limits = ContainerLimits(memory="512m", cpus=1.0, pids=256)
     with TaskContainer(docker_client, base_image, run_id="test-container", instance_id="limits", limits=limits) as box:

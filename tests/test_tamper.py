@@ -14,6 +14,7 @@ import pytest
 
 from atlas_agent.grading.tamper import (
     CONFTEST,
+    ESCAPING_LINK,
     PYTEST_CONFIG,
     STARTUP_HOOK,
     TEST_FILE,
@@ -123,6 +124,26 @@ def test_a_clean_patch_comes_back_unchanged(repo: Path) -> None:
     patch = make_patch(repo, {**SOURCE_FIX, "README.md": "new\n", "pyproject.toml": PYPROJECT.replace("0.1.0", "0.2")})
     screening = screen(repo, patch)
     assert screening.patch == patch and screening.edits == ()
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "escapes"),
+    [
+        ("pkg/data", "/etc/passwd", True),
+        ("pkg/up", "../../outside", True),
+        ("top", "..", True),
+        ("pkg/sibling", "../README.md", False),
+        ("pkg/here", "__init__.py", False),
+    ],
+)
+def test_a_symbolic_link_out_of_the_repository_is_flagged(repo: Path, link: str, target: str, escapes: bool) -> None:
+    (repo / link).parent.mkdir(parents=True, exist_ok=True)
+    (repo / link).symlink_to(target)
+    patch = make_patch(repo, SOURCE_FIX)
+    screening = screen(repo, patch)
+    assert [(edit.path, edit.reason) for edit in screening.edits] == ([(link, ESCAPING_LINK)] if escapes else [])
+    assert "def answer" in screening.patch, "the fix itself is kept"
+    assert (f"\n+{target}\n" in screening.patch) is not escapes, "an escaping link is not graded (strip)"
 
 
 def test_a_conftest_flip_on_an_empty_fix_leaves_nothing_to_grade(repo: Path) -> None:

@@ -3,7 +3,8 @@
 A patch can turn failing tests into passing ones without fixing anything: a `conftest.py` hook
 that rewrites failed reports, pytest settings (`addopts = -p my_plugin`), interpreter start-up
 hooks (`sitecustomize.py`, `usercustomize.py`, `*.pth`), the repository's test runner, or the
-test files the task's own test patch brings. The official harness grades such a patch as
+test files the task's own test patch brings, or a symbolic link that points out of the
+repository (at the test environment's files, or the grader's). The official harness grades such a patch as
 written. Atlas finds those hunks before grading; the caller strips them, refuses the instance,
 or grades as written, and reports them either way.
 
@@ -32,6 +33,7 @@ CONFTEST = "conftest.py"
 PYTEST_CONFIG = "pytest settings"
 STARTUP_HOOK = "interpreter start-up hook"
 TEST_RUNNER = "test runner of the task"
+ESCAPING_LINK = "symbolic link out of the repository"
 
 # files that hold test settings and nothing else
 PYTEST_ONLY_CONFIGS = frozenset({"pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml"})
@@ -86,6 +88,17 @@ def file_reason(path: str, rules: TamperRules) -> str | None:
     return None
 
 
+def link_escapes(diff: FileDiff) -> bool:
+    """Whether the diff makes a symbolic link (git mode 120000) whose target is absolute or climbs
+    out of the repository."""
+    if not any(line.startswith(("new file mode 120000", "new mode 120000")) for line in diff.header):
+        return False
+    added = [line[1:].rstrip("\n") for hunk in diff.hunks for line in hunk.lines if line.startswith("+")]
+    target = added[0] if added else ""
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(diff.path), target))
+    return posixpath.isabs(target) or resolved == ".." or resolved.startswith("../")
+
+
 def base_files_needed(patch: str) -> list[str]:
     """Files whose text at the base commit `screen_patch` needs: modified shared configuration files."""
     return sorted(
@@ -108,6 +121,8 @@ def screen_patch(patch: str, rules: TamperRules, base_texts: Mapping[str, str]) 
     edits: list[InfraEdit] = []
     for diff in parsed.files:
         reason = next((r for p in diff.paths if (r := file_reason(p, rules)) is not None), None)
+        if reason is None and link_escapes(diff):
+            reason = ESCAPING_LINK
         if reason is None and _is_shared_config(diff) and not _analysable(diff):
             reason = PYTEST_CONFIG
         if reason is not None:

@@ -2,7 +2,8 @@
 
 Live containers are registered here. `install_signal_handlers()` turns SIGTERM and SIGHUP into
 `SystemExit(128 + signum)` in the main thread, so every `finally` and `with` block runs; an atexit
-hook force-removes whatever is still registered.
+hook force-removes whatever is still registered. Once a stop is requested (a signal, a full disk),
+no container may start: a worker that was about to begin an episode fails at once instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import threading
 from abc import ABC, abstractmethod
 from types import FrameType, TracebackType
 from typing import Protocol, Self
+
+from atlas_agent.errors import RunStopping
 
 
 class Removable(Protocol):
@@ -43,10 +46,26 @@ class Scoped(ABC):
 _lock = threading.RLock()
 _live: dict[int, Removable] = {}
 _exiting = False
+_stop_reason = ""
+
+
+def request_stop(reason: str) -> None:
+    """From now on nothing new starts; the first reason given is the one reported."""
+    global _stop_reason
+    with _lock:
+        _stop_reason = _stop_reason or reason
+
+
+def stop_reason() -> str:
+    """Why the run is stopping; "" while it is not."""
+    return _stop_reason
 
 
 def register(container: Removable) -> None:
+    """Tracks a container about to be created; RunStopping once a stop was requested."""
     with _lock:
+        if _stop_reason:
+            raise RunStopping(f"the run is stopping ({_stop_reason}): no new container starts")
         _live[id(container)] = container
 
 
@@ -75,6 +94,7 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     if _exiting:  # a second signal must not cut short the cleanup the first one started
         return
     _exiting = True
+    request_stop(signal.Signals(signum).name)
     # Containers are removed before unwinding: worker threads blocked in a long command then fail at
     # once (their shell dies) instead of holding up the exit until their command times out.
     remove_all()

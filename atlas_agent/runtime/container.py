@@ -3,20 +3,24 @@ persistent shell; files move in and out as tar archives, so binary content is sa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import posixpath
 import re
 import secrets
 import tarfile
 import time
+from collections.abc import Iterator
 
 import docker
+import requests
 from docker.errors import APIError, ImageNotFound, NotFound
 from pydantic import BaseModel
 
-from atlas_agent.errors import AtlasError, ImageMissing
+from atlas_agent.errors import AtlasError, EngineLost, ImageMissing
 from atlas_agent.runtime import cleanup
 from atlas_agent.runtime.diff import diff_against
+from atlas_agent.runtime.docker_client import engine_reason
 from atlas_agent.runtime.docker_shell import DockerExecChannel
 from atlas_agent.runtime.environment import setup_lines
 from atlas_agent.runtime.orphans import INSTANCE_LABEL, owner_labels
@@ -29,6 +33,9 @@ _ENGINE_CPUS: dict[str, int] = {}
 # No bytecode caches: a .pyc written in the same second as a same-size edit of its source looks
 # valid to Python, and the edit would silently not take effect in the next test run.
 CONTAINER_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
+# Of Docker's default capabilities, those no repository's tests need: raw and packet sockets (a
+# network of their own, even without an interface), device nodes, the audit log, file capabilities.
+DROPPED_CAPABILITIES = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SETFCAP"]
 
 
 class ContainerLimits(BaseModel):
@@ -87,17 +94,20 @@ class TaskContainer(cleanup.Scoped):
         cleanup.register(self)
         self._created = True
         try:
-            self._create()
+            with self._engine():
+                self._create()
             if self._removed:  # removed (e.g. on Ctrl-C) while the engine was still creating it
                 self._client.api.remove_container(self._id, force=True, v=True)
                 raise AtlasError(f"container {self._name} was removed while starting")
-            self._client.api.start(self._id)
             channel = DockerExecChannel(self._client, self._id)
             # the image's own start-up files, then the eval script's set-up: the tests' environment
             self._shell = PersistentShell(channel, workdir=self.workdir, rc_files=True, setup=self._setup)
-            self._shell.start()
+            with self._engine():
+                self._client.api.start(self._id)
+                self._shell.start()
         except BaseException:
-            self.remove()
+            with contextlib.suppress(EngineLost):  # it stays registered, for the sweep after reconnecting
+                self.remove()
             raise
 
     @property
@@ -108,14 +118,16 @@ class TaskContainer(cleanup.Scoped):
     def run(self, command: str, timeout: float = 120.0) -> CommandResult:
         if self._shell is None or self._removed:
             raise AtlasError(f"container {self._name} is not running: start() it first")
-        return self._shell.run(command, timeout=timeout)
+        with self._engine():
+            return self._shell.run(command, timeout=timeout)
 
     def read_file(self, path: str) -> bytes:
         """The file's bytes; symlinks are followed. FileNotFoundError / IsADirectoryError."""
         target = self._abspath(path)
         for _ in range(16):
             try:
-                stream, stat = self._client.api.get_archive(self._id, target)
+                with self._engine():
+                    stream, stat = self._client.api.get_archive(self._id, target)
             except NotFound:
                 raise FileNotFoundError(f"{path}: no such file in container {self._name}") from None
             mode = int(stat.get("mode", 0))
@@ -137,7 +149,8 @@ class TaskContainer(cleanup.Scoped):
         with tarfile.open(fileobj=archive, mode="w") as tar:
             tar.addfile(info, io.BytesIO(payload))
         try:
-            self._client.api.put_archive(self._id, "/", archive.getvalue())
+            with self._engine():
+                self._client.api.put_archive(self._id, "/", archive.getvalue())
         except APIError as exc:
             raise AtlasError(f"cannot write {path} in container {self._name}: {_reason(exc)}") from None
 
@@ -154,7 +167,11 @@ class TaskContainer(cleanup.Scoped):
             self._shell.close()
         if self._created:
             try:
-                self._client.api.remove_container(self._id or self._name, force=True, v=True)
+                with self._engine():
+                    self._client.api.remove_container(self._id or self._name, force=True, v=True)
+            except EngineLost:
+                self._removed = False  # still registered: removed once the engine is back
+                raise
             except NotFound:
                 pass
             except APIError as exc:
@@ -162,6 +179,17 @@ class TaskContainer(cleanup.Scoped):
                     self._removed = False
                     raise AtlasError(f"cannot remove container {self._name}: {_reason(exc)}") from None
         cleanup.unregister(self)
+
+    @contextlib.contextmanager
+    def _engine(self) -> Iterator[None]:
+        """A connection to the engine that fails or breaks is EngineLost, named in one line."""
+        try:
+            yield
+        except requests.exceptions.ConnectionError as exc:
+            where = self._client.api.base_url
+            raise EngineLost(
+                f"lost the Docker engine at {where} while using container {self._name}: {engine_reason(exc)}"
+            ) from None
 
     def _create(self) -> None:
         labels = {**owner_labels(self.run_id), INSTANCE_LABEL: self.instance_id}
@@ -180,6 +208,8 @@ class TaskContainer(cleanup.Scoped):
                     nano_cpus=int(cpus * 1e9),
                     pids_limit=self.limits.pids,
                     init=True,  # reaps the orphans that killed commands leave behind
+                    cap_drop=DROPPED_CAPABILITIES,
+                    security_opt=["no-new-privileges"],  # setuid binaries gain nothing
                 ),
             )
         except ImageNotFound:

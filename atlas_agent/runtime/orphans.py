@@ -80,3 +80,10 @@ def remove_containers(client: docker.DockerClient, containers: Iterable[Containe
             raise AtlasError(f"cannot remove container {container.name}: {reason}") from None
         removed += 1
     return removed
+
+
+def remove_stopped(client: docker.DockerClient, run_id: str) -> int:
+    """Removes the run's containers that ended: an engine that restarted stopped them all. One another
+    worker is creating right now ("created") is left alone."""
+    stopped = [c for c in list_containers(client, run_id=run_id) if c.status in ("exited", "dead")]
+    return remove_containers(client, stopped)
