@@ -2,7 +2,8 @@
 one layout the runner writes and grading reads.
 
 runs/<run_id>/
-  run.yaml                       resolved configuration + versions
+  run.yaml                       resolved configuration (the latest session's) + versions, and every
+                                 address the model was reached at (a server may come back elsewhere)
   preds.jsonl                    official SWE-bench predictions, rewritten after every instance
   instances/<id>/trajectory.json every step, rewritten after every step
   instances/<id>/patch.diff      the final diff against base_commit
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import path_component, write_atomic
+from atlas_agent.models.backends import backend_for
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.config import DockerRuntime, RuntimeConfig
 from atlas_agent.scaffolds.config import ScaffoldConfig
@@ -59,6 +61,10 @@ class RunConfig(BaseModel, extra="forbid"):
 # What defines how an instance runs. A resumed run keeps every one of these, so that run.yaml stays
 # true of the instances finished before; workers, the selection and the cost limit may change.
 DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime")
+# Model options that say how the model is reached, not what it answers: a resume may change them (a
+# server back on another port, a longer outage budget, another CPU thread count), as it may the server
+# address in an `openai:` spec. run.yaml lists every address used under `model_addresses`.
+REACH_OPTIONS = ("base_url", "retry", "threads")
 SHOWN_CHARS = 60
 
 
@@ -160,11 +166,14 @@ class RunDir:
         """A run that exists goes on only with the settings its finished instances ran with."""
         if not (self.root / "run.yaml").is_file():
             return
-        before, after = self.config().model_dump(mode="json"), config.model_dump(mode="json")
+        started = self.config()
+        before, after = defining(started), defining(config)
         for key in DEFINING_KEYS:
             difference = first_difference(key, before[key], after[key])
             if difference is not None:
                 name, was, asked = difference
+                if name == "model":  # as the commands named it, address and all
+                    was, asked = started.model, config.model
                 raise AtlasError(
                     f"run {config.run_id} was started with {name}={shown(was)}; this command asks for {shown(asked)}: "
                     "use a new --run-id or the same options"
@@ -172,8 +181,26 @@ class RunDir:
 
     def write_config(self, config: RunConfig) -> None:
         self.check_resume(config)
-        record = {"config": config.model_dump(mode="json"), "versions": versions(), "written_at": now_iso()}
+        record: dict[str, Any] = {"config": config.model_dump(mode="json")}
+        if addresses := self._model_addresses(config):
+            record["model_addresses"] = addresses
+        record |= {"versions": versions(), "written_at": now_iso()}
         write_atomic(self.root / "run.yaml", yaml.safe_dump(record, sort_keys=False))
+
+    def _model_addresses(self, config: RunConfig) -> list[dict[str, str]]:
+        """Every address the run's model was reached at, oldest first, with when each was first used;
+        this session's is added when it is not the last one recorded."""
+        addresses: list[dict[str, str]] = []
+        path = self.root / "run.yaml"
+        if path.is_file():
+            addresses = yaml.safe_load(path.read_text()).get("model_addresses") or []
+            # a run.yaml written before the list was kept names only the address its config used
+            if not addresses and (first := model_address(self.config())) is not None:
+                addresses = [{"address": first}]
+        current = model_address(config)
+        if current is not None and (not addresses or addresses[-1]["address"] != current):
+            addresses.append({"address": current, "since": now_iso()})
+        return addresses
 
     def write_predictions(self, model_name: str) -> Path:
         """preds.jsonl in the official format, from every finished instance on disk."""
@@ -189,6 +216,22 @@ class RunDir:
             path = self.root / "preds.jsonl"
             write_atomic(path, "".join(line + "\n" for line in lines))
             return path
+
+
+def model_address(config: RunConfig) -> str | None:
+    """Where the run's model is reached: the server in its spec, else `-M base_url`; None for the
+    backend's default endpoint or an in-process model."""
+    return backend_for(config.model).address() or config.model_options.base_url
+
+
+def defining(config: RunConfig) -> dict[str, Any]:
+    """The DEFINING_KEYS settings, less what only says how the model is reached (REACH_OPTIONS and the
+    server address of the spec): a resumed run must keep the rest."""
+    record = config.model_dump(mode="json", include=set(DEFINING_KEYS))
+    record["model"] = backend_for(config.model).without_address()
+    for option in REACH_OPTIONS:
+        record["model_options"].pop(option, None)
+    return record
 
 
 def leaves(key: str, value: Any) -> Iterator[tuple[str, Any]]:

@@ -6,14 +6,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from atlas_agent.fsutil import write_json
 from atlas_agent.vocabulary import Observation, RetryRecord, Sampling, ShellEnvironment, StopReason, ToolCall, Usage
 
+# What is stored of each text a model wrote (its reply, each string in its tool calls and passed-back
+# blocks): a runaway reply of megabytes would otherwise be rewritten whole after every step. The
+# conversation the model sees keeps it whole; the trajectory keeps head and tail and the full length.
+STORED_REPLY_CHARS = 65_536
+# the fields of a step that hold what the model wrote
+_REPLY_FIELDS = ("thought", "tool_calls", "provider_blocks")
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def stored_text(text: str, limit: int = STORED_REPLY_CHARS) -> str:
+    """`text` when it fits `limit`, else its head and tail around a marker saying how much is left out;
+    never longer than `limit`, so storing it again changes nothing."""
+    if len(text) <= limit:
+        return text
+    marker = f"\n[... {{}} of {len(text)} characters not stored ...]\n"
+    kept = limit - len(marker.format(len(text)))
+    head, tail = text[: kept - kept // 2], text[len(text) - kept // 2 :]
+    return head + marker.format(len(text) - kept) + tail
+
+
+def _stored(value: Any, where: str, cut: dict[str, int]) -> Any:
+    """`value` with every string cut to what is stored; the full length of each one cut goes to `cut`."""
+    if isinstance(value, str):
+        if len(value) > STORED_REPLY_CHARS:
+            cut[where] = len(value)
+        return stored_text(value)
+    if isinstance(value, dict):
+        return {key: _stored(item, f"{where}.{key}", cut) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stored(item, f"{where}.{i}", cut) for i, item in enumerate(value)]
+    return value
 
 
 class ToolResult(BaseModel):
@@ -35,6 +66,21 @@ class Step(BaseModel):
     provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
     nudge: str | None = None
+    # the full length (characters) of each text the model wrote that is stored cut short, by where it is
+    # ("thought", "tool_calls.0.arguments.content"); the model itself was sent all of it
+    reply_chars: dict[str, int] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _bounded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Stored, what the model wrote is bounded (STORED_REPLY_CHARS per text); in memory it stays whole."""
+        data: dict[str, Any] = handler(self)
+        cut = dict(self.reply_chars)
+        for field in _REPLY_FIELDS:
+            if field in data:
+                data[field] = _stored(data[field], field, cut)
+        if "reply_chars" in data:
+            data["reply_chars"] = cut
+        return data
 
 
 class Candidate(BaseModel):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from atlas_agent.models.chat_template import (
     render_prompt,
     tools_block,
 )
+from atlas_agent.models.cpu_threads import ThreadPacer, usable_cores
 from atlas_agent.models.gguf import LoadedModel, LocalModel, LocalProvider, reply_budget, trained_context
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.task_images import prepare_images
@@ -310,6 +313,43 @@ def test_a_prompt_past_the_window_is_a_context_overflow(smollm2: LocalProvider) 
     huge = [Message(role="user", content="word " * 9000)]
     with pytest.raises(ContextOverflow, match="8192-token context window"):
         smollm2.for_instance("x").complete(huge, [])
+
+
+@needs_model
+def test_paced_threads_reach_llama_cpp_and_leave_greedy_replies_alone(
+    smollm2: LocalProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llama_cpp import llama_n_threads, llama_n_threads_batch, llama_set_n_threads
+
+    engine, default = smollm2.engine, smollm2.engine.pacer
+    assert default is not None and default.usable == usable_cores(), "paced by default"
+    prompt = [Message(role="user", content="Write a Python function that reverses a string.")]
+    replies = {}
+    for runnable in (1, 9):  # idle, then every core busy
+        loadavg = tmp_path / f"loadavg-{runnable}"
+        loadavg.write_text(f"1.00 1.00 1.00 {runnable}/300 999\n")
+        llama_set_n_threads(engine.llm.ctx, 2, 2)  # what a pacer of two usable cores starts from
+        pacer = ThreadPacer(
+            2, lambda n: llama_set_n_threads(engine.llm.ctx, n, n), machine_cores=2, loadavg=loadavg, every_s=0
+        )
+        monkeypatch.setattr(engine, "pacer", pacer)
+        replies[runnable] = smollm2.for_instance("x").complete(prompt, []).text
+        assert llama_n_threads(engine.llm.ctx) == llama_n_threads_batch(engine.llm.ctx) == (2 if runnable == 1 else 1)
+    assert replies[1] and replies[1] == replies[9], "greedy replies do not depend on the thread count"
+    llama_set_n_threads(engine.llm.ctx, default.current, default.current)  # as the engine's own pacer left it
+
+
+@needs_model
+def test_an_explicit_thread_count_is_kept() -> None:
+    probe = (
+        "from llama_cpp import llama_n_threads\n"
+        "from atlas_agent.models import open_provider\n"
+        "from atlas_agent.models.options import parse_model_options\n"
+        "engine = open_provider('local:smollm2', parse_model_options(['threads=1'])).engine\n"
+        "print(llama_n_threads(engine.llm.ctx), engine.pacer)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split() == ["1", "None"]
 
 
 @pytest.mark.docker

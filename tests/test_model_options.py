@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,8 @@ def test_model_options_from_the_command_line() -> None:
         [
             "temperature=0.2",
             "retry.max_attempts=3",
+            "retry.max_outage_s=120",
+            "threads=2",
             "price.input=1",
             "price.output=2",
             "price.cache_write=0",
@@ -47,6 +50,8 @@ def test_model_options_from_the_command_line() -> None:
         ]
     )
     assert options.temperature == 0.2 and options.retry.max_attempts == 3 and options.thinking_budget == 2048
+    assert options.retry.max_outage_s == 120 and options.threads == 2
+    assert ModelOptions().retry.max_outage_s == 600 and ModelOptions().retry.max_attempts is None, "outages, not counts"
     assert options.price == Price(input=1, output=2, cache_write=0, cache_read=0)
 
 
@@ -88,6 +93,23 @@ def test_retries_honour_retry_after_and_are_recorded() -> None:
     assert records[0].wait_s >= 2.5 and "429" in records[0].error
     assert 0.05 <= records[1].wait_s <= 0.2
     assert slept == [r.wait_s for r in records]
+
+
+def test_retries_last_as_long_as_the_outage_budget() -> None:
+    attempts: list[float] = []
+
+    def down() -> str:
+        attempts.append(time.monotonic())
+        raise Retryable("529 overloaded")
+
+    policy = RetryPolicy(max_outage_s=0.3, initial_wait_s=0.05, max_wait_s=0.05)
+    with pytest.raises(ModelError, match=r"still unavailable after 0\.3\d* s, past the 0\.3 s outage budget"):
+        call_with_retries(down, policy, what="model m")
+    assert attempts[-1] - attempts[0] == pytest.approx(0.3, abs=0.1) and len(attempts) >= 5
+    before = len(attempts)
+    with pytest.raises(ModelError, match="outage budget"):
+        call_with_retries(down, RetryPolicy(max_outage_s=0), what="model m")
+    assert len(attempts) == before + 1, "a budget of 0: the first transient error fails"
 
 
 def test_retries_are_bounded_and_other_errors_pass_through() -> None:

@@ -41,6 +41,14 @@ class _Backend(BaseModel):
         """The engine `atlas serve` puts behind its API; only in-process backends have one."""
         raise ModelError(f"cannot serve '{self.kind}:{self.target}': use {SERVABLE}")
 
+    def address(self) -> str | None:
+        """The server address the spec names, if any: only where the model is, not which model it is."""
+        return None
+
+    def without_address(self) -> str:
+        """The spec less its server address: which model it is, whichever server serves it."""
+        return f"{self.kind}:{self.target}"
+
 
 class ReplayBackend(_Backend):
     """`replay:FILE.yaml`, or `replay:NAME` for a bundled script."""
@@ -75,6 +83,16 @@ class OpenAIBackend(_Backend):
         from atlas_agent.models.openai_client import open_openai
 
         return open_openai(self.target, options)
+
+    def address(self) -> str:
+        from atlas_agent.models.openai_client import split_spec
+
+        return split_spec(self.target)[0]
+
+    def without_address(self) -> str:
+        from atlas_agent.models.openai_client import split_spec
+
+        return f"openai:{split_spec(self.target)[1]}"
 
 
 class GGUFBackend(_Backend):

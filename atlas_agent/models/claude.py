@@ -109,7 +109,7 @@ class ClaudeModel:
             except anthropic.APIError as exc:
                 raise translate_error(self._model_id, exc) from exc
 
-        return call_with_retries(call, self._options.retry, what=f"{self._model_id} request")
+        return call_with_retries(call, self._options.retry, what=f"model claude:{self._model_id}")
 
     def complete(self, messages: list[Message], tools: list[ToolSpec]) -> Turn:
         started = time.monotonic()

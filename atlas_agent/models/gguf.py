@@ -8,8 +8,8 @@ tool calls come back as text and are read by the shared tool-call parser; a call
 read becomes a format error the model is shown. Usage counts tokens; `gpu_seconds` stays 0.
 
 Greedy decoding (the default) is reproducible: a conversation's replies depend on its messages
-alone, so a rerun with one worker repeats a trajectory token for token. llama.cpp uses every core;
-it slows down several-fold when another busy process takes one of them.
+alone, so a rerun with one worker repeats a trajectory token for token. llama.cpp runs on the cores
+this process may use, as many threads as other work leaves idle (cpu_threads.py), or `-M threads=N`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.modelfiles.bundled import INSTALL_HINT, bundled_gguf
 from atlas_agent.models.base import Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
+from atlas_agent.models.cpu_threads import ThreadPacer, usable_cores
 from atlas_agent.models.options import ModelOptions
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
@@ -106,6 +107,12 @@ class LoadedModel:
     load_s: float
     lock: threading.Lock
     owner: object = None  # the conversation whose tokens fill the KV cache
+    pacer: ThreadPacer | None = None  # None: the threads stay as loaded (`-M threads=N`)
+
+    def pace(self) -> None:
+        """Decode with as many threads as the machine leaves idle now; called between tokens."""
+        if self.pacer is not None:
+            self.pacer.pace()
 
     def tokenize(self, prompt: str) -> list[int]:
         """Prompt tokens as the model reads them: special tokens parsed, BOS added if the model wants
@@ -120,7 +127,8 @@ _ENGINES_LOCK = threading.Lock()
 
 
 def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> LoadedModel:
-    """Load `path` once per process (later calls return the same engine); `threads` defaults to every core."""
+    """Load `path` once per process (later calls return the same engine). `threads` fixes the thread
+    count; by default it is paced: the usable cores that other work leaves idle."""
     path = path.resolve()
     with _ENGINES_LOCK:
         if path in _ENGINES:
@@ -128,17 +136,18 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Loaded
         if not path.is_file():
             raise ModelError(f"no GGUF file at {path}")
         try:
-            from llama_cpp import Llama  # only CPU runs need the engine
+            from llama_cpp import Llama, llama_set_n_threads  # only CPU runs need the engine
         except ImportError as exc:
             raise ModelError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
         n_ctx = min(trained_context(path), MAX_CONTEXT)
+        cores = threads or usable_cores()
         started = time.monotonic()
         try:
             llm = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=threads or os.cpu_count(),
-                n_threads_batch=threads or os.cpu_count(),
+                n_threads=cores,
+                n_threads_batch=cores,  # paced alike: prompt batches meet at the same barriers
                 seed=seed,
                 verbose=False,
             )
@@ -160,6 +169,7 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Loaded
             eos_token=special(llm.token_eos()),
             load_s=round(time.monotonic() - started, 3),
             lock=threading.Lock(),
+            pacer=None if threads else ThreadPacer(cores, lambda n: llama_set_n_threads(llm.ctx, n, n)),
         )
         # a template that cannot render a plain exchange fails now, in one line, not mid-run
         render_prompt(engine.template, chat_turns([Message(role="user", content="hi")], []))
@@ -194,6 +204,7 @@ class LocalModel:
             # CPU decoding cannot be interrupted from outside; the deadline is checked after every token
             nonlocal timed_out
             timed_out = timed_out or time.monotonic() > deadline
+            engine.pace()  # the machine's load changes while a long reply is written
             return timed_out
 
         with engine.lock:
@@ -206,6 +217,7 @@ class LocalModel:
             tokens = engine.tokenize(prompt)
             max_tokens = reply_budget(len(tokens), engine.n_ctx, options.max_output_tokens)
             deadline = time.monotonic() + options.timeout_s  # waiting for the lock is not generating
+            engine.pace()
             try:
                 reply = engine.llm.create_completion(
                     prompt=tokens,  # tokens, not text: what was counted is exactly what is read
@@ -236,14 +248,12 @@ class LocalModel:
 class LocalProvider:
     """`local:NAME` (a bundled model) or `gguf:PATH`; the model loads when the provider is made."""
 
-    def __init__(
-        self, path: Path, name: str, options: ModelOptions | None = None, seed: int = 0, threads: int | None = None
-    ) -> None:
+    def __init__(self, path: Path, name: str, options: ModelOptions | None = None, seed: int = 0) -> None:
         self.path = path
         self._name = name
         self.options = options or ModelOptions()
         self.seed = seed
-        self.engine = load_engine(path, seed, threads)
+        self.engine = load_engine(path, seed, self.options.threads)
 
     @property
     def name(self) -> str:

@@ -2,7 +2,8 @@
 
 A thin adapter: the model, its chat template and the tool prompt are the in-process CPU backend's
 (models/gguf.py, models/chat_template.py), so a served model sees exactly what an in-process one
-does. One stream at a time: llama.cpp on the CPU has one KV cache.
+does. One stream at a time: llama.cpp on the CPU has one KV cache. Its threads are paced by the
+machine's load, as in-process (cpu_threads.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class GGUFEngine:
         produced, reason = 0, "stop"
         with self.loaded.lock:
             self.loaded.owner = None  # the served conversation is not one of the in-process ones
+            self.loaded.pace()
             stream = self.loaded.llm.create_completion(
                 prompt=tokens,
                 max_tokens=max_tokens,
@@ -46,6 +48,7 @@ class GGUFEngine:
             )
             try:
                 for chunk in stream:
+                    self.loaded.pace()  # between tokens: the machine's load changes while a reply is written
                     choice = chunk["choices"][0]
                     if choice.get("text"):
                         produced += 1

@@ -185,7 +185,7 @@ class OpenAIModel:
             body["temperature"] = options.temperature
         started = time.monotonic()
         (reply, served_s), retries = call_with_retries(
-            lambda: self._provider.post(body), options.retry, what=f"POST {self._provider.endpoint}"
+            lambda: self._provider.post(body), options.retry, what=f"model {self._provider.spec}"
         )
         self._turns += 1
         # ids of calls written as text must not repeat across turns: tool results are matched by id
@@ -219,7 +219,13 @@ class OpenAIProvider:
 
     @property
     def name(self) -> str:
+        """The model without its address: a server may come back on another port (see `spec`)."""
         return f"openai:{self.model}"
+
+    @property
+    def spec(self) -> str:
+        """Where the model is served, as `--model` names it."""
+        return f"openai:{self.base_url}/{self.model}"
 
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> OpenAIModel:
         """`sampling` overrides `-M temperature` / `max_output_tokens`."""

@@ -62,6 +62,9 @@ class ModelOptions(Sampling):
     thinking_budget: int | None = Field(None, ge=1024, description="extended thinking tokens (Claude)")
     price: Price | None = None
     gpu_count: int = Field(1, ge=1, description="GPUs behind a local server, for GPU-second costs")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads of an in-process GGUF model; default: the usable cores, paced by load"
+    )
     timeout_s: float = Field(600.0, gt=0)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     api_key_env: str = "ANTHROPIC_API_KEY"

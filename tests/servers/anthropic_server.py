@@ -6,6 +6,8 @@ It plays a script, one entry per request in order:
       thinking: The rate must divide.             # optional thinking block (signed)
       tool_use: {name: search, input: {pattern: "def convert"}}   # or a list of them
     - error: {status: 429, type: rate_limit_error, retry_after: 0.2}   # served in place of a reply
+    - outage: {seconds: 3, status: 529, type: overloaded_error, retry_after: 0.5}   # this error to every
+                                                  # request for 3 s (from the first), then the next entry
     - {text: Done., stop_reason: max_tokens}      # any API stop reason; `content: [...]` sends raw blocks
     - {delay_s: 0.5, text: late}                  # answer slowly (client timeouts)
 

@@ -34,8 +34,10 @@ class Recorded:
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:
-    """A list of entries, or a mapping with a `turns` list (YAML or JSON)."""
-    raw = yaml.safe_load(path.read_text())
+    """A list of entries, or a mapping with a `turns` list (YAML, or JSON: `.json` files load fast,
+    which replies of megabytes need)."""
+    text = path.read_text()
+    raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     return list(raw["turns"] if isinstance(raw, dict) else raw)
 
 
@@ -110,6 +112,8 @@ class BackgroundServer(ABC):
         self.requests: list[Recorded] = []
         self.requests_log = requests_log
         self.played = 0
+        self.outage_errors = 0  # requests answered by an `outage:` entry
+        self._outage_ends: float | None = None
         self._ids = 0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -124,9 +128,10 @@ class BackgroundServer(ABC):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Self:
+    def start(self, port: int = 0) -> Self:
+        """Serve on `port` (0: a free one; a given one lets a test bring a server back where it was)."""
         handler = type("Handler", (self.handler_class,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -161,13 +166,27 @@ class BackgroundServer(ABC):
         with self._lock:
             self.record(path, headers, body)
             self.check(path, headers, body)
-            if self.played >= len(self.script):
-                raise self.bad_request(f"test server script exhausted after {self.played} entries")
-            entry = self.script[self.played]
-            self.played += 1
+            entry = self._next_entry()
             if "error" in entry:
                 raise self.entry_error(entry["error"])
             return self.reply(entry, body), float(entry.get("delay_s", 0))
+
+    def _next_entry(self) -> dict[str, Any]:
+        """The entry that answers this request. An `outage:` entry answers every request with its error
+        for `seconds` from the first request it answers, then gives way to the entry after it."""
+        while True:
+            if self.played >= len(self.script):
+                raise self.bad_request(f"test server script exhausted after {self.played} entries")
+            entry = self.script[self.played]
+            if "outage" not in entry:
+                self.played += 1
+                return entry
+            if self._outage_ends is None:
+                self._outage_ends = time.monotonic() + float(entry["outage"]["seconds"])
+            if time.monotonic() < self._outage_ends:
+                self.outage_errors += 1
+                raise self.entry_error(entry["outage"])
+            self.played, self._outage_ends = self.played + 1, None
 
     @abstractmethod
     def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:

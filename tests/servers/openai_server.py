@@ -11,6 +11,8 @@ It plays a script, one entry per request in order:
     - content: '<tool_call>{"name": "edit" ...'        # plain content, verbatim
     - error: {status: 429, retry_after: 0.05}          # served in place of a reply (message/type/code optional)
     - error: {status: 400, context: vllm}              # context exceeded, in vllm, llama.cpp or openai wording
+    - outage: {seconds: 3, status: 529, retry_after: 0.5}   # every request gets this error for 3 s
+                                                       # (from the first it answers), then the next entry
     - {delay_s: 0.5, content: late, finish_reason: length}
 
 An error entry answers one request; the next request gets the entry after it. Requests a real
@@ -64,6 +66,7 @@ DEFAULT_ERRORS: dict[int, tuple[str, str, Any]] = {
     ),
     500: ("Internal server error", "InternalServerError", 500),
     503: ("Loading model", "unavailable_error", 503),
+    529: ("Overloaded", "overloaded_error", 529),
 }
 
 
