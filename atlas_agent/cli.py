@@ -10,20 +10,38 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from atlas_agent.cli_compare import register_compare_commands
+from atlas_agent.cli_export import register_export_commands
 from atlas_agent.cli_images import ImageBudgetOption, register_image_commands
+from atlas_agent.cli_options import (
+    Dataset,
+    Evaluate,
+    Filter,
+    Instances,
+    MaxCost,
+    ModelOverrides,
+    ModelSpec,
+    Redo,
+    RunId,
+    RunsDir,
+    Runtime,
+    RuntimeOption,
+    ScaffoldOverrides,
+    ScaffoldSpec,
+    Shuffle,
+    Slice,
+    Split,
+    Workers,
+)
+from atlas_agent.cli_view import register_view_commands
 from atlas_agent.errors import AtlasError
-
-if TYPE_CHECKING:
-    from atlas_agent.grading.tamper import TamperMode
-    from atlas_agent.runner import Runner
-    from atlas_agent.tasks import Task
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agentic SWE-bench evaluation.")
 images_app = typer.Typer(no_args_is_help=True, help="Build, pull, list or prune task images.")
@@ -37,44 +55,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MODEL = "local:smollm2"
 # `atlas run`'s exit status when instances ended in an error (1: the command itself failed)
 INSTANCES_ERRORED = 3
-Dataset = Annotated[
-    str,
-    typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
-]
-Split = Annotated[str, typer.Option(help="Dataset split.")]
-Instances = Annotated[str | None, typer.Option("--instances", "-i", help="Comma/space separated instance ids.")]
-Filter = Annotated[str | None, typer.Option("--filter", help="Regex on instance ids.")]
-Slice = Annotated[str | None, typer.Option("--slice", help="Python slice over the selection, e.g. 0:10.")]
-Shuffle = Annotated[int | None, typer.Option("--shuffle", help="Shuffle with this seed before slicing.")]
-Workers = Annotated[int, typer.Option("--workers", "-w", min=1, help="Parallel instances.")]
-RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Where run directories live.")]
-
-
-class Runtime(StrEnum):
-    docker = "docker"
-    local = "local"
-
-
-ModelSpec = Annotated[
-    str, typer.Option("--model", "-m", help="claude-*, openai:URL/MODEL, local:smollm2, gguf:PATH, replay:FILE")
-]
-RunId = Annotated[str | None, typer.Option("--run-id", help="Run directory name; reuse it to resume.")]
-ScaffoldSpec = Annotated[str, typer.Option("--scaffold", "-s", help="A shipped scaffold name or a .yaml path.")]
-ScaffoldOverrides = Annotated[
-    list[str] | None, typer.Option("--config", "-c", help="Override a scaffold key: -c limits.max_steps=20")
-]
-ModelOverrides = Annotated[
-    list[str] | None, typer.Option("--model-option", "-M", help="Model option: -M temperature=0.2")
-]
-MaxCost = Annotated[float | None, typer.Option(help="Stop starting instances once the run cost this (USD).")]
-Evaluate = Annotated[bool, typer.Option("--eval/--no-eval", help="Grade with the official harness afterwards.")]
-RuntimeOption = Annotated[
-    Runtime,
-    typer.Option(
-        help="docker: a task container per workspace. local: a checkout on this machine, for hosts without "
-        "Docker (no isolation: commands run as you); grade its predictions with `atlas eval` where Docker is.",
-    ),
-]
 
 
 def friendly_errors(func: F) -> F:
@@ -154,8 +134,11 @@ def run(
     evaluate: Evaluate = False,
     runtime: RuntimeOption = Runtime.docker,
     image_budget: ImageBudgetOption = None,
+    redo: Redo = None,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
+    from atlas_agent.cli_eval import evaluate_after_run
+    from atlas_agent.cli_run import run_on_screen
     from atlas_agent.models import open_provider
     from atlas_agent.models.backends import backend_for
     from atlas_agent.models.options import parse_model_options
@@ -163,7 +146,6 @@ def run(
     from atlas_agent.runner import Runner
     from atlas_agent.runtime.config import runtime_config
     from atlas_agent.scaffolds.loader import load_scaffold
-    from atlas_agent.tasks.loaders import task_repo_dir
 
     selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
     scaffold_config = load_scaffold(scaffold, overrides)
@@ -183,15 +165,14 @@ def run(
         scaffold=scaffold_config,
         runtime=runtime_config(runtime.value, image_budget),
     )
-    # a resume with other settings is refused before a model loads or an image builds
+    # refused before a model loads or an image builds: a resume with other settings, a --redo of nothing
     run_dir.check_resume(config)
-    provider = open_provider(model, options)
-    with console.status(f"preparing the {runtime.value} runtime"):
-        config.runtime.prepare(tasks, task_repo_dir(dataset), lambda line: console.print(line, style="yellow"))
-    runner = Runner(config, provider, runs_dir, notice=_notice)
-    errored = _run_with_progress(runner, tasks)
+    redone = run_dir.redo_targets(redo or [], [task.instance_id for task in tasks])
+    runner = Runner(config, open_provider(model, options), runs_dir, notice=_notice)
+    runner.run_dir.damaged |= run_dir.damaged  # what the checks above found, to be warned of with the rest
+    errored = run_on_screen(runner, tasks, redone, console)
     if evaluate:
-        _evaluate(runner.run_dir.root, workers, 1800, False)
+        evaluate_after_run(console, run_dir.root, workers, _notice)
     if errored:
         # the model backend or the runtime failed them, not the agent: a script must see it
         raise typer.Exit(INSTANCES_ERRORED)
@@ -201,81 +182,10 @@ def _notice(line: str) -> None:
     console.print(line, style="yellow", highlight=False)
 
 
-def _run_with_progress(runner: Runner, tasks: list[Task]) -> int:
-    """Runs the pending tasks, a line per finished instance, and says what a cost limit left undone;
-    how many of them ended in an error."""
-    pending = runner.pending(tasks)
-    for path in sorted(runner.run_dir.damaged):
-        console.print(f"[yellow]warning[/]: {path} is damaged: its instance runs again", highlight=False)
-    for line in runner.run_dir.changed_patches():
-        console.print(f"[yellow]warning[/]: {line}", highlight=False)
-    console.print(f"run [bold]{runner.config.run_id}[/]: {len(tasks)} tasks, {len(tasks) - len(pending)} already done")
-    statuses = runner.run(
-        tasks,
-        on_done=lambda s: console.print(
-            f"  {s.instance_id}: {s.state} ({s.stop_reason or s.error}, {s.steps} steps, {s.duration_s:.1f} s)",
-            highlight=False,
-        ),
-    )
-    left, limit = runner.pending(tasks), runner.config.max_cost_usd
-    if limit is not None and left:
-        console.print(
-            f"[yellow]cost limit[/]: ${runner.spent_usd():.4f} spent of ${limit:g}; {len(left)} instance(s) "
-            "not started (rerun with the same --run-id and a higher --max-cost to continue)"
-        )
-    console.print(f"predictions: {runner.run_dir.root / 'preds.jsonl'}")
-    errored = sum(status.state == "error" for status in statuses)
-    if errored:
-        console.print(
-            f"[red]{errored} of {len(statuses)} instance(s) ended in an error[/] (model backend or runtime; see their "
-            "status.json): rerun the same command to retry them",
-            highlight=False,
-        )
-    return errored
-
-
 class TamperChoice(StrEnum):
     STRIP = "strip"
     REFUSE = "refuse"
     OFF = "off"
-
-
-def _evaluate(
-    run_path: Path, workers: int, timeout: int, reuse: bool, tamper: TamperMode = "strip", repeat: int = 1
-) -> None:
-    from atlas_agent.grading.evaluate import evaluate_run
-    from atlas_agent.rundir import RunDir
-    from atlas_agent.runtime.docker_client import connect
-
-    for line in RunDir(run_path).changed_patches():
-        console.print(f"[yellow]warning[/]: {line}", highlight=False)
-
-    def graded(iid: str, number: int) -> None:
-        suffix = f" (grading {number}/{repeat})" if repeat > 1 else ""
-        console.print(f"  graded {iid}{suffix}", highlight=False)
-
-    report = evaluate_run(
-        run_path,
-        connect(),
-        workers=workers,
-        timeout=timeout,
-        reuse=reuse,
-        tamper=tamper,
-        repeat=repeat,
-        on_graded=graded,
-    )
-    console.print(
-        f"resolved [bold]{report.resolved} / {report.total}[/] ({report.resolved_rate:.1%}); "
-        f"report: {run_path / 'report.json'}"
-    )
-    if report.tampered_ids:
-        console.print(
-            f"[yellow]tamper guard[/] ({tamper}): {len(report.tampered_ids)} patch(es) edit test infrastructure: "
-            f"{', '.join(report.tampered_ids)} (hunks in report.md)"
-        )
-    if repeat > 1:
-        flaky = ", ".join(report.flaky_ids) or "none"
-        console.print(f"flaky over {repeat} gradings: {flaky}")
 
 
 @app.command("eval")
@@ -300,7 +210,18 @@ def eval_(
     ] = False,
 ) -> None:
     """Grade a run with the official SWE-bench harness; writes report.json and report.md."""
-    _evaluate(run_path, workers, timeout, reuse, tamper.value, repeat)
+    from atlas_agent.cli_eval import evaluate
+
+    evaluate(
+        console,
+        run_path,
+        workers=workers,
+        timeout=timeout,
+        reuse=reuse,
+        tamper=tamper.value,
+        repeat=repeat,
+        notice=_notice,
+    )
 
 
 @app.command()
@@ -314,13 +235,15 @@ def validate(
     runs_dir: RunsDir = Path("runs"),
 ) -> None:
     """Grade every task's gold patch and empty patch; fail if a gold is unresolved or an empty one resolves."""
+    from atlas_agent.cli_progress import Progress
     from atlas_agent.grading.validate import validate_tasks, validation_dir
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.tasks.loaders import task_repo_dir
 
     _, tasks = _load_selection(dataset, split, instances, filter_, None, None)
     log_dir = validation_dir(runs_dir, dataset)
-    rows = validate_tasks(connect(), tasks, task_repo_dir(dataset), log_dir, workers=workers)
+    with Progress(console, "validate") as progress:
+        rows = validate_tasks(connect(), tasks, task_repo_dir(dataset), log_dir, workers=workers, progress=progress)
     table = Table("instance", "gold", "empty patch", "verdict", "why")
     for row in rows:
         table.add_row(
@@ -350,6 +273,7 @@ def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild task images even if present.")] = False,
 ) -> None:
     """Build (offline) or pull the image of every selected task."""
+    from atlas_agent.cli_progress import Progress
     from atlas_agent.runtime.docker_client import connect
     from atlas_agent.runtime.images import ensure_env_image
     from atlas_agent.runtime.task_images import prepare_images
@@ -359,13 +283,16 @@ def images_build(
     client = connect()
     with console.status("base and environment images"):
         ensure_env_image(client)
-    prepare_images(
-        client,
-        tasks,
-        task_repo_dir(dataset),
-        force=force,
-        on_image=lambda iid, action: console.print(f"  {iid}: {action}", highlight=False),
-    )
+    with Progress(console, "task images", len(tasks)) as progress:
+        for task in tasks:  # one at a time, so that the display knows which one is being built
+            progress.started(task.instance_id)
+            prepare_images(
+                client,
+                [task],
+                task_repo_dir(dataset),
+                force=force,
+                on_image=lambda iid, action: progress.finished(iid, f"{iid}: {action}"),
+            )
 
 
 @app.command("serve")
@@ -449,6 +376,9 @@ def gc(
 
 
 register_image_commands(images_app, friendly_errors)
+register_export_commands(app, friendly_errors)
+register_view_commands(app, friendly_errors)
+register_compare_commands(app, friendly_errors)
 
 if __name__ == "__main__":
     app(prog_name="atlas")

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from atlas_agent.cli_options import Dataset, Filter, Instances, Split
+
 Command = Callable[..., Any]
 
 COUNTED = (
@@ -26,13 +28,6 @@ ImageBudgetOption = Annotated[
         show_default=False,
     ),
 ]
-Dataset = Annotated[
-    str,
-    typer.Option("--dataset", "-d", help="atlas-mini, a task-repo dir, a .json/.jsonl/.parquet file, or a HF name"),
-]
-Split = Annotated[str, typer.Option(help="Dataset split.")]
-Instances = Annotated[str | None, typer.Option("--instances", "-i", help="Comma/space separated instance ids.")]
-Filter = Annotated[str | None, typer.Option("--filter", help="Regex on instance ids.")]
 
 
 def register_image_commands(images_app: typer.Typer, friendly: Callable[[Command], Command]) -> None:

@@ -8,6 +8,7 @@ runs/<run_id>/
   instances/<id>/trajectory.json every step, rewritten after every step
   instances/<id>/patch.diff      the final diff against base_commit
   instances/<id>/status.json     how the instance ended; written last, so its presence means "done"
+  instances/<id>/previous-<N>/   the files of an earlier episode that `atlas run --redo` set aside
 Every file is written atomically, so a killed run leaves only whole files and `atlas run` with the
 same run id picks up where it stopped, provided it asks for the settings the run was started with.
 """
@@ -15,8 +16,9 @@ same run id picks up where it stopped, provided it asks for the settings the run
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +68,10 @@ DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runt
 # address in an `openai:` spec. run.yaml lists every address used under `model_addresses`.
 REACH_OPTIONS = ("base_url", "retry", "threads")
 SHOWN_CHARS = 60
+# where `--redo` keeps an instance's earlier files: instances/<id>/previous-<N>/
+PREVIOUS = re.compile(r"previous-(\d+)")
+# report.json outcomes that say nothing against an instance: resolved, or never graded
+GRADED_RESOLVED, NOT_GRADED = "resolved", "incomplete"
 
 
 class InstanceStatus(BaseModel):
@@ -134,6 +140,65 @@ class RunDir:
             return False
         return True
 
+    def redo_targets(self, requests: Iterable[str], selected: list[str]) -> list[str]:
+        """The selected instances that `--redo` values name, in selection order: instance ids, `errors`
+        (ended in an error) and `unresolved` (done, and graded unresolved since it last ran)."""
+        chosen: set[str] = set()
+        for word in (word.strip() for request in requests for word in request.split(",")):
+            if word == "errors":
+                chosen |= {iid for iid in selected if (status := self.status(iid)) and status.state == "error"}
+            elif word == "unresolved":
+                chosen |= self._graded_unresolved(selected)
+            elif word in selected:
+                chosen.add(word)
+            elif word:
+                raise AtlasError(
+                    f"--redo {word}: not an instance this command selects: name selected instance ids, "
+                    "`errors` or `unresolved`"
+                )
+        return [iid for iid in selected if iid in chosen]
+
+    def _graded_unresolved(self, selected: list[str]) -> set[str]:
+        """Done instances that report.json grades anything but resolved, unless they ran again after it."""
+        path = self.root / "report.json"
+        if not path.is_file():
+            raise AtlasError(
+                f"--redo unresolved: run {self.run_id} was never graded: grade it with `atlas eval {self.root}`"
+            )
+        try:
+            outcomes = {item["instance_id"]: item["outcome"] for item in json.loads(path.read_text())["instances"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AtlasError(
+                f"--redo unresolved: {path} is damaged ({exc}): grade again with `atlas eval {self.root}`"
+            ) from None
+        graded_at = path.stat().st_mtime
+        return {
+            iid
+            for iid in selected
+            if outcomes.get(iid, GRADED_RESOLVED) not in (GRADED_RESOLVED, NOT_GRADED)
+            and self.finished(iid)
+            and (self.instance(iid) / "status.json").stat().st_mtime <= graded_at
+        }
+
+    def set_aside(self, instance_ids: Iterable[str], model_name: str) -> list[Path]:
+        """Moves each instance's files into a new `previous-N` folder of its own, so that it runs again
+        with nothing lost, and rewrites preds.jsonl without them; the folders made."""
+        moved = [target for iid in instance_ids if (target := self._set_aside(self.instance(iid))) is not None]
+        self.write_predictions(model_name)
+        return moved
+
+    def _set_aside(self, folder: Path) -> Path | None:
+        files = [path for path in folder.glob("*") if not PREVIOUS.fullmatch(path.name)] if folder.is_dir() else []
+        if not files:
+            return None
+        earlier = [int(match[1]) for path in folder.glob("previous-*") if (match := PREVIOUS.fullmatch(path.name))]
+        target = folder / f"previous-{max(earlier, default=0) + 1}"
+        target.mkdir()
+        # status.json first: a move cut short leaves an unfinished instance, which runs again
+        for path in sorted(files, key=lambda path: path.name != "status.json"):
+            path.rename(target / path.name)
+        return target
+
     def changed_patches(self) -> list[str]:
         """A warning for each done instance whose patch.diff is not the one it ended with (its line
         count differs from its status): its prediction is the file as it is now."""
@@ -155,8 +220,11 @@ class RunDir:
         path = self.root / "run.yaml"
         if not path.is_file():
             raise AtlasError(f"{self.root} is not a run directory: it has no run.yaml")
+        record = self._record()
+        if record is None:
+            raise AtlasError(f"{path} is damaged: rerun `atlas run` with the run's options to write it anew")
         try:
-            return RunConfig.model_validate(yaml.safe_load(path.read_text())["config"])
+            return RunConfig.model_validate(record["config"])
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(part) for part in error["loc"])
@@ -164,7 +232,11 @@ class RunDir:
 
     def check_resume(self, config: RunConfig) -> None:
         """A run that exists goes on only with the settings its finished instances ran with."""
-        if not (self.root / "run.yaml").is_file():
+        path = self.root / "run.yaml"
+        if not path.is_file():
+            return
+        if self._record() is None:  # nothing to compare with: this command's settings are written anew
+            self.damaged.add(path)
             return
         started = self.config()
         before, after = defining(started), defining(config)
@@ -191,9 +263,8 @@ class RunDir:
         """Every address the run's model was reached at, oldest first, with when each was first used;
         this session's is added when it is not the last one recorded."""
         addresses: list[dict[str, str]] = []
-        path = self.root / "run.yaml"
-        if path.is_file():
-            addresses = yaml.safe_load(path.read_text()).get("model_addresses") or []
+        if (record := self._record()) is not None:
+            addresses = record.get("model_addresses") or []
             # a run.yaml written before the list was kept names only the address its config used
             if not addresses and (first := model_address(self.config())) is not None:
                 addresses = [{"address": first}]
@@ -201,6 +272,14 @@ class RunDir:
         if current is not None and (not addresses or addresses[-1]["address"] != current):
             addresses.append({"address": current, "since": now_iso()})
         return addresses
+
+    def _record(self) -> dict[str, Any] | None:
+        """run.yaml as written; None when there is none or it is not one (cut short, edited into something else)."""
+        try:
+            record = yaml.safe_load((self.root / "run.yaml").read_text())
+        except (OSError, ValueError, yaml.YAMLError):
+            return None
+        return record if isinstance(record, dict) and isinstance(record.get("config"), dict) else None
 
     def write_predictions(self, model_name: str) -> Path:
         """preds.jsonl in the official format, from every finished instance on disk."""

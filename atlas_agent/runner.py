@@ -29,10 +29,10 @@ from atlas_agent.runtime.local_workspace import LocalWorkspace
 from atlas_agent.scaffolds import SolveContext
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir
-from atlas_agent.trajectory import Trajectory, now_iso
-from atlas_agent.vocabulary import StopReason
+from atlas_agent.trajectory import InstanceMetadata, Step, Trajectory, now_iso
+from atlas_agent.versions import versions
+from atlas_agent.vocabulary import StopReason, Usage
 
-ProgressHook = Callable[[InstanceStatus], None]
 # Episodes that ended because the model backend, the container or the run's stopping cut them
 # short, not because of the agent: the instance is an error, retried when the run resumes.
 RETRYABLE_STOPS = frozenset(
@@ -42,6 +42,39 @@ RETRYABLE_STOPS = frozenset(
 STOP_GRACE_S = 5.0
 # How often one instance is tried again after the engine went away under it.
 INFRA_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class InstanceStarted:
+    instance_id: str
+    attempt: int = 1  # above 1 when the engine's going away cut an earlier attempt short
+
+
+@dataclass(frozen=True)
+class StepDone:
+    """The instance's trajectory was saved after a step: how far it got and what it did last."""
+
+    instance_id: str
+    steps: int
+    last_tool: str | None
+    usage: Usage  # the instance's, so far
+
+
+@dataclass(frozen=True)
+class InstanceFinished:
+    status: InstanceStatus
+
+
+@dataclass(frozen=True)
+class InstanceNotStarted:
+    """Left pending because the run's cost limit was reached before it started."""
+
+    instance_id: str
+
+
+RunEvent = InstanceStarted | StepDone | InstanceFinished | InstanceNotStarted
+# Called from the worker threads (started, steps) and the run's own thread (finished, not started).
+EventHook = Callable[[RunEvent], None]
 
 
 @dataclass
@@ -60,34 +93,37 @@ class Runner:
         provider: ModelProvider,
         runs_dir: Path,
         notice: Callable[[str], None] | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
-        """`notice`: one-line reports of what the run does about trouble (a lost engine, leftovers)."""
+        """`notice`: one-line reports of what the run does about trouble (a lost engine, leftovers);
+        `on_event`: what each instance is doing, for a progress display."""
         self.config = config
         self.provider = provider
         self.run_dir = RunDir.of_run(runs_dir, config.run_id)
         self.notice = notice or (lambda _line: None)
+        self.on_event = on_event or (lambda _event: None)
         self._in_flight: dict[str, _Episode] = {}
 
     def pending(self, tasks: list[Task]) -> list[Task]:
         """Tasks without a finished status: errors are retried, done ones are kept."""
         return [task for task in tasks if not self.run_dir.finished(task.instance_id)]
 
-    def run(self, tasks: list[Task], on_done: ProgressHook | None = None) -> list[InstanceStatus]:
+    def run(self, tasks: list[Task]) -> list[InstanceStatus]:
+        """The statuses of the pending tasks that ran; those the cost limit left unstarted have none."""
         self.run_dir.write_config(self.config)
         if removed := self.config.runtime.remove_orphans(self.config.run_id):
             self.notice(f"removed {removed} container(s) that a killed earlier process of this run left behind")
-        report = on_done or (lambda _status: None)
         results: list[InstanceStatus] = []
         pool = ThreadPoolExecutor(max_workers=max(1, self.config.workers))
-        futures = [pool.submit(self._run_within_budget, task) for task in self.pending(tasks)]
+        futures = {pool.submit(self._run_within_budget, task): task.instance_id for task in self.pending(tasks)}
         try:
             for future in as_completed(futures):
                 status = future.result()
                 if status is not None:
                     results.append(status)
-                    report(status)
+                self.on_event(InstanceNotStarted(futures[future]) if status is None else InstanceFinished(status))
         except BaseException as exc:
-            self._stop(futures, _stop_cause(exc))
+            self._stop(list(futures), _stop_cause(exc))
             raise
         finally:
             # Workers still busy are not waited for: a stopping run ends within seconds.
@@ -127,7 +163,7 @@ class Runner:
         """One episode; again, after waiting for the engine, while the engine's going away cut it short."""
         attempt = 1
         while True:
-            status, engine_lost = self._attempt(task)
+            status, engine_lost = self._attempt(task, attempt)
             lost = engine_lost or not self.config.runtime.reachable()
             if status.state == "done" or cleanup.stop_reason() or not lost:
                 return status
@@ -144,11 +180,14 @@ class Runner:
             self.config.runtime.recover(self.config.run_id, self.notice)
             attempt += 1
 
-    def _attempt(self, task: Task) -> tuple[InstanceStatus, bool]:
+    def _attempt(self, task: Task, attempt: int) -> tuple[InstanceStatus, bool]:
         """The episode's status, and whether it saw the engine go away."""
         folder = self.run_dir.instance(task.instance_id)
-        episode = _Episode(Trajectory(instance_id=task.instance_id, model=self.provider.name))
+        episode = _Episode(
+            Trajectory(instance_id=task.instance_id, model=self.provider.name, metadata=self._metadata(task))
+        )
         self._in_flight[task.instance_id] = episode
+        self.on_event(InstanceStarted(task.instance_id, attempt))
         error: str | None = None
         patch = ""
         engine_lost = False
@@ -170,6 +209,19 @@ class Runner:
             return self._record(task.instance_id, episode, patch, error), engine_lost
         finally:
             self._in_flight.pop(task.instance_id, None)
+
+    def _metadata(self, task: Task) -> InstanceMetadata:
+        config = self.config
+        return InstanceMetadata(
+            run_id=config.run_id,
+            dataset=config.dataset,
+            repo=task.repo,
+            base_commit=task.base_commit,
+            model_spec=config.model,
+            scaffold=config.scaffold_name,
+            scaffold_type=config.scaffold.type,
+            atlas_version=versions()["atlas-agent"],
+        )
 
     def _record(self, instance_id: str, episode: _Episode, patch: str, error: str | None) -> InstanceStatus:
         """Writes the instance's trajectory, patch and (last) status."""
@@ -216,14 +268,33 @@ class Runner:
                     trajectory.environment = workspace.environment
                 yield workspace
 
+        def save() -> None:
+            trajectory.save(folder / "trajectory.json")
+            step = StepDone(task.instance_id, trajectory.step_count, last_tool(trajectory), trajectory.usage)
+            self.on_event(step)
+
         context = SolveContext(
             task=task,
             provider=self.provider,
             trajectory=trajectory,
             open_workspace=open_workspace,
-            save=lambda: trajectory.save(folder / "trajectory.json"),
+            save=save,
         )
         return self.config.scaffold.build().solve(context)
+
+
+def last_tool(trajectory: Trajectory) -> str | None:
+    """The tool of the latest step that called one, in the episode or any of its stages and attempts."""
+    latest = max((step for step in _all_steps(trajectory) if step.tool_calls), key=lambda s: s.started_at, default=None)
+    return latest.tool_calls[-1].name if latest else None
+
+
+def _all_steps(trajectory: Trajectory) -> Iterator[Step]:
+    yield from trajectory.steps
+    for stage in trajectory.stages:
+        yield from stage.steps
+    for attempt in trajectory.attempts:
+        yield from _all_steps(attempt)
 
 
 def interrupted_error(episode: _Episode) -> str:

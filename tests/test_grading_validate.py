@@ -12,7 +12,7 @@ import pytest
 from atlas_agent.grading.validate import validation_dir, validation_row
 from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import MINI_SUITE_DIR, load_tasks
-from helpers import atlas, one_line_error
+from helpers import atlas
 
 F2P = ["t.py::test_new_1", "t.py::test_new_2"]
 P2P = ["t.py::test_old"]
@@ -119,7 +119,8 @@ def test_validate_names_what_is_broken_and_keeps_same_named_datasets_apart(tmp_p
     good = write_rows(tmp_path / "b" / "tasks.json", [sound])
 
     result = atlas("validate", "--dataset", str(broken), "--workers", "2", cwd=tmp_path)
-    line = one_line_error(result)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = result.stderr.splitlines()[-1]  # the verdict, after a line per graded patch
     assert line.startswith("error: 3 task(s) fail validation: ")
     assert f"atlas__tally-2-early (FAIL_TO_PASS passing without a fix: {P2P_TEST})" in line
     assert f"atlas__tally-2-missing (PASS_TO_PASS failing with the gold patch: {GHOST_TEST})" in line

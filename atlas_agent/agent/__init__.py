@@ -3,6 +3,6 @@ its settings and its history processing."""
 
 from __future__ import annotations
 
-from atlas_agent.agent.loop import Agent, AgentStop, limit_exceeded, render
+from atlas_agent.agent.loop import Agent, AgentStop, limit_exceeded, record_turn, render
 
-__all__ = ["Agent", "AgentStop", "limit_exceeded", "render"]
+__all__ = ["Agent", "AgentStop", "limit_exceeded", "record_turn", "render"]

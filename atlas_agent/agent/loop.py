@@ -9,12 +9,13 @@ from typing import Any
 
 from jinja2 import Environment, StrictUndefined
 
+from atlas_agent.agent.history import estimate_tokens
 from atlas_agent.agent.settings import Limits, LoopSettings
 from atlas_agent.errors import AtlasError, ContextOverflow, ModelError
-from atlas_agent.models.base import Model
+from atlas_agent.models.base import Model, Turn
 from atlas_agent.runtime.workspace import Workspace
 from atlas_agent.tools.base import Tool, ToolArgumentError
-from atlas_agent.trajectory import Step, ToolResult, Trajectory, now_iso
+from atlas_agent.trajectory import ModelInput, Step, ToolResult, Trajectory, now_iso
 from atlas_agent.vocabulary import Message, Observation, StopReason, ToolCall
 
 MAX_FORMAT_ERRORS = 3
@@ -46,6 +47,23 @@ def limit_exceeded(limits: Limits, trajectory: Trajectory, elapsed_s: float) -> 
     if elapsed_s > limits.max_wall_s:
         return StopReason.TIME_LIMIT, f"{limits.max_wall_s:g} s"
     return None
+
+
+def record_turn(step: Step, turn: Turn, prompt: list[Message], conversation: list[Message]) -> None:
+    """What the model was sent (`prompt`, processed from `conversation`) and what it replied, into `step`;
+    shared by the loop and the pipeline stages."""
+    usage = turn.usage
+    step.model_input = ModelInput(
+        messages=len(prompt),
+        history_messages=len(conversation),
+        # history processing hands back the very messages it keeps as they were
+        trimmed=len(prompt) != len(conversation) or any(a is not b for a, b in zip(prompt, conversation, strict=True)),
+        estimated_tokens=estimate_tokens(prompt),
+        input_tokens=usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+    )
+    step.thought, step.tool_calls, step.provider_blocks = turn.text, turn.tool_calls, turn.provider_blocks
+    step.usage, step.model_latency_s, step.model_retries = usage, turn.latency_s, turn.retries
+    step.finish_reason = turn.stop_reason
 
 
 class StuckDetector:
@@ -125,9 +143,7 @@ class Agent:
             raise AgentStop(StopReason.CONTEXT_OVERFLOW, str(exc)) from exc
         except ModelError as exc:
             raise AgentStop(StopReason.MODEL_ERROR, str(exc)) from exc
-        step.thought, step.tool_calls = turn.text, turn.tool_calls
-        step.usage, step.model_latency_s, step.model_retries = turn.usage, turn.latency_s, turn.retries
-        step.provider_blocks = turn.provider_blocks
+        record_turn(step, turn, prompt, messages)
         messages.append(
             Message(
                 role="assistant", content=turn.text, tool_calls=turn.tool_calls, provider_blocks=turn.provider_blocks
@@ -136,14 +152,18 @@ class Agent:
         if not turn.tool_calls:
             step.error = turn.format_error or render(self.settings.prompts.no_tool_call, tools=list(self.tools))
             messages.append(Message(role="user", content=step.error))
+            step.finished_at = now_iso()
             return step, False
         submitted = False
         for call in turn.tool_calls:
+            started = time.monotonic()
             observation, ends = self._call_tool(call, workspace)
+            step.tool_latency_s = round(step.tool_latency_s + time.monotonic() - started, 4)
             step.results.append(ToolResult(tool_call_id=call.id, tool=call.name, observation=observation))
             messages.append(Message(role="tool", content=observation.output, tool_call_id=call.id))
             submitted = submitted or ends
             self._watch_for_loops(call, observation, messages, step)
+        step.finished_at = now_iso()
         return step, submitted
 
     def _watch_for_loops(self, call: ToolCall, observation: Observation, messages: list[Message], step: Step) -> None:

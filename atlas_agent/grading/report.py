@@ -9,7 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from atlas_agent.grading.cascade_report import CascadeSummary, summarize
 from atlas_agent.grading.tamper import InfraEdit, TamperMode
+from atlas_agent.scaffolds.cascade_record import CascadeRecord
 from atlas_agent.vocabulary import Usage
 
 Outcome = Literal["resolved", "unresolved", "error", "empty_patch", "incomplete", "refused"]
@@ -36,6 +38,8 @@ class InstanceReport(BaseModel):
     stop_reason: str | None = None
     steps: int = 0
     usage: Usage = Field(default_factory=Usage)
+    # what a cascade did with the instance (None for other scaffolds): escalated or not, why, each stage's usage
+    cascade: CascadeRecord | None = None
 
 
 class GroupScore(BaseModel):
@@ -67,6 +71,8 @@ class RunReport(BaseModel):
     by_repo: dict[str, GroupScore]
     by_difficulty: dict[str, GroupScore]
     usage: Usage
+    # a cascade run's escalations, resolved counts by stage and cost against the stronger model alone
+    cascade: CascadeSummary | None = None
     instances: list[InstanceReport]
     # the first grading's official report, as the harness wrote it
     official: dict[str, Any]
@@ -179,6 +185,7 @@ def build_report(
         if any(item.difficulty for item in instances)
         else {},
         usage=total_usage,
+        cascade=summarize([(item.instance_id, item.outcome, item.cascade) for item in instances]),
         instances=instances,
         official=dict(official),
     )

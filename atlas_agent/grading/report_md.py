@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from atlas_agent.grading.cascade_report import render_cascade
 from atlas_agent.grading.report import GroupScore, InstanceReport, RunReport
 
 _GUARD = {
@@ -34,6 +35,7 @@ def render_markdown(report: RunReport) -> str:
         f"- tokens: {report.usage.input_tokens} in / {report.usage.output_tokens} out, "
         f"cost ${report.usage.cost_usd:.4f}"
     )
+    lines += render_cascade(report.cascade, [(i.instance_id, i.cascade) for i in report.instances if i.cascade])
     lines += _group_table("repository", report.by_repo)
     lines += _group_table("difficulty", report.by_difficulty)
     lines += ["", "## Instances", "", "| instance | outcome | stop reason | steps |", "|---|---|---|---|"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,13 @@ import docker
 from pydantic import BaseModel
 
 from atlas_agent.grading.harness import grade, instance_log_dir, instance_reports
+from atlas_agent.grading.progress import LOG_CAUSES, SILENT, GradingProgress, image_reporter, verdict
 from atlas_agent.runtime.task_images import prepare_images
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import MINI_SUITE_NAME, resolve_hf_name, source_label
 
 FAIL_TO_PASS, PASS_TO_PASS = "FAIL_TO_PASS", "PASS_TO_PASS"
 SHOWN_TESTS = 5
-# markers of the harness's run_instance.log, for gradings that wrote no report
-_LOG_CAUSES = ((">>>>> Patch Apply Failed", "does not apply"), ("Test timed out", "tests timed out"))
 
 
 class ValidationRow(BaseModel):
@@ -81,9 +80,13 @@ def validate_tasks(
     *,
     workers: int = 1,
     timeout: int = 1800,
+    progress: GradingProgress = SILENT,
 ) -> list[ValidationRow]:
-    """Grade every task's gold patch and its empty patch (tests run on the untouched base)."""
-    prepare_images(client, tasks, task_repo)
+    """Grade every task's gold patch and its empty patch (tests run on the untouched base); `progress`
+    hears of each verdict as it comes, a gold patch that does not resolve or an empty one that does
+    as a failure."""
+    progress.phase("task images", len(tasks))
+    prepare_images(client, tasks, task_repo, on_image=image_reporter(progress))
     if log_dir.exists():
         shutil.rmtree(log_dir)
     rows = {task.instance_id: task.harness_row() for task in tasks}
@@ -98,9 +101,11 @@ def validate_tasks(
             }
             for task in tasks
         }
+        progress.phase(f"grading the {label} patches", len(preds))
         grade(
-            client, rows, preds, log_dir=log_dir, run_id=label, workers=workers, timeout=timeout, skip_patch=skip_patch
-        )
+            client, rows, preds, log_dir=log_dir, run_id=label, workers=workers, timeout=timeout, skip_patch=skip_patch,
+            on_graded=_reporter(progress, log_dir, label),
+        )  # fmt: skip
         reports[label] = instance_reports(log_dir, label, label, ids)
     return [validation_row(iid, reports["gold"][iid], reports["empty"][iid], _log_text(log_dir, iid)) for iid in ids]
 
@@ -125,12 +130,24 @@ def validation_row(
 
 def _gold_problem(gold: dict[str, Any] | None, log: str) -> str | None:
     if gold is None:
-        cause = next((cause for marker, cause in _LOG_CAUSES if marker in log), None)
+        cause = next((cause for marker, cause in LOG_CAUSES if marker in log), None)
         return cause or "not graded (see its run_instance.log)"
     if not gold.get("patch_successfully_applied"):
         reason = gold.get("infra_failure_reason")
         return "no test results in the log" + (f" ({reason})" if reason else "")
     return None
+
+
+def _reporter(progress: GradingProgress, log_dir: Path, label: str) -> Callable[[str], None]:
+    """The harness's `on_graded` for one of the two gradings: the verdict, and whether it is wrong."""
+    expected = "resolved" if label == "gold" else "unresolved"
+
+    def graded(instance_id: str) -> None:
+        outcome, cause = verdict(log_dir, label, label, instance_id)
+        line = f"{instance_id}: {label} patch {outcome}" + (f" ({cause})" if cause else "")
+        progress.finished(instance_id, line, failed=outcome != expected)
+
+    return graded
 
 
 def _log_text(log_dir: Path, instance_id: str) -> str:

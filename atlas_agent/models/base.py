@@ -51,3 +51,9 @@ class ModelProvider(Protocol):
         ...
 
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Model: ...
+
+    def check(self) -> None:
+        """A quick look (seconds, not the outage budget) that the model answers and takes this client's
+        credentials, before a run starts: a ModelError line saying what to fix when it does not. A busy
+        or overloaded model passes; in-process models have nothing to reach."""
+        ...

@@ -33,6 +33,8 @@ _TOO_LONG = re.compile(r"prompt is too long|exceed context limit", re.IGNORECASE
 _NO_TEMPERATURE = re.compile(r"`?temperature`? is deprecated", re.IGNORECASE)
 # Extended thinking needs room for the answer after the thinking budget.
 ANSWER_ROOM_TOKENS = 1024
+# the endpoint check before a run: how long each of its two tries waits
+CHECK_TIMEOUT_S = 5.0
 
 
 def _one_line(text: str) -> str:
@@ -165,6 +167,27 @@ class ClaudeProvider:
     @property
     def name(self) -> str:
         return f"claude:{self.model_id}"
+
+    def check(self) -> None:
+        """Lists one model (free, and it needs the key), with one retry: an API that cannot be reached or
+        refuses the key fails in one line; any other answer is an API that is there."""
+        client = self._client.with_options(timeout=CHECK_TIMEOUT_S, max_retries=1)
+        try:
+            client.models.list(limit=1)
+        except anthropic.APIConnectionError as exc:  # timeouts included
+            cause = _one_line(str(exc.__cause__ or exc.message))
+            raise ModelError(
+                f"model claude:{self.model_id}: cannot reach {client.base_url} ({cause}): check the network, "
+                "or -M base_url / ANTHROPIC_BASE_URL"
+            ) from None
+        except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
+            described = f"{exc.status_code} {exc.type or 'error'}: {_one_line(exc.api_message or exc.message)}"
+            raise ModelError(
+                f"model claude:{self.model_id}: the API refused the key in {self.options.api_key_env} ({described}): "
+                "set it to a valid Anthropic API key"
+            ) from None
+        except anthropic.APIStatusError:
+            return  # overloaded, rate-limited, or a gateway without the models list: the run's retries take it
 
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> ClaudeModel:
         """`sampling` overrides `-M temperature` / `max_output_tokens`; extended thinking ignores temperature."""

@@ -367,3 +367,6 @@ class Exl2Provider:
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> Exl2Model:
         """`sampling` overrides `-M temperature` / `max_output_tokens`."""
         return Exl2Model(self.runtime, self.options.with_sampling(sampling))
+
+    def check(self) -> None:
+        """Loaded in this process: nothing to reach."""

@@ -270,6 +270,9 @@ class LocalProvider:
         seed = zlib.crc32(f"{self.seed}/{instance_id}/{variant}".encode())
         return LocalModel(self.engine, self.options.with_sampling(sampling), seed)
 
+    def check(self) -> None:
+        """Loaded in this process: nothing to reach."""
+
 
 def open_local(kind: str, rest: str, options: ModelOptions | None = None) -> LocalProvider:
     """`local:NAME` or `gguf:PATH` (what follows the colon in `--model`) → a provider."""

@@ -41,6 +41,10 @@ _CONTEXT_EXCEEDED = re.compile(
 )
 # a dead host should fail in seconds, whatever `-M timeout_s` allows a slow generation
 CONNECT_TIMEOUT_S = 30.0
+# the endpoint check before a run: each try's wait, how many tries, and the pause between them
+CHECK_TIMEOUT_S = 5.0
+CHECK_ATTEMPTS = 2
+CHECK_RETRY_WAIT_S = 1.0
 
 
 def _one_line(text: str, limit: int = 500) -> str:
@@ -230,6 +234,31 @@ class OpenAIProvider:
     def for_instance(self, instance_id: str, *, variant: str = "", sampling: Sampling | None = None) -> OpenAIModel:
         """`sampling` overrides `-M temperature` / `max_output_tokens`."""
         return OpenAIModel(self, self.options.with_sampling(sampling))
+
+    def check(self) -> None:
+        """`GET {base}/models`, tried twice: a server that cannot be reached or refuses the key fails in one
+        line. Any other answer, or one slower than the check waits, is a server that is there."""
+        url = f"{self.base_url}/models"
+        for attempt in range(1, CHECK_ATTEMPTS + 1):
+            try:
+                response = self._http.get(url, timeout=httpx2.Timeout(CHECK_TIMEOUT_S))
+                break
+            except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+                if attempt == CHECK_ATTEMPTS:
+                    cause = _one_line(str(exc)) or type(exc).__name__
+                    raise ModelError(
+                        f"model {self.spec}: cannot reach {self.base_url} ({cause}): start the server, or fix the "
+                        "address in --model"
+                    ) from None
+                time.sleep(CHECK_RETRY_WAIT_S)
+            except httpx2.TransportError:
+                return  # it accepted the connection: busy, or slow to list its models
+        if response.status_code in (401, 403):
+            message, _code = error_message(response)
+            raise ModelError(
+                f"model {self.spec}: the server refused the API key (HTTP {response.status_code}: {message}): "
+                f"set {self._key_env} to a key it accepts"
+            )
 
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], float]:
         """One attempt: the reply and how long the server took; failures sorted into retry or not."""

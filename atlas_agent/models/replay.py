@@ -117,3 +117,6 @@ class ReplayProvider:
         return ReplayModel(
             self.script.steps_for(instance_id, variant), label, self.options.with_sampling(sampling).sampling
         )
+
+    def check(self) -> None:
+        """A script: nothing to reach."""

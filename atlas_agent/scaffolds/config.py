@@ -3,15 +3,21 @@ building its own strategy (`build()`): a new scaffold is one config class and on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic_core import PydanticCustomError
 
 from atlas_agent.agent.settings import Limits, LoopSettings, Strict, Temperature
+from atlas_agent.errors import ModelError
+from atlas_agent.models.backends import backend_for
+from atlas_agent.models.options import ModelOptions
 from atlas_agent.vocabulary import Sampling
 
 if TYPE_CHECKING:  # the strategies import their configs: built lazily, imported for types only
+    from atlas_agent.models.base import ModelProvider
     from atlas_agent.scaffolds.base import Scaffold
 
 
@@ -106,7 +112,100 @@ class AgentlessScaffoldConfig(Strict):
         return AgentlessScaffold(self)
 
 
-ScaffoldConfig = Annotated[
-    ToolsScaffoldConfig | BashOnlyScaffoldConfig | BestOfKScaffoldConfig | AgentlessScaffoldConfig,
-    Field(discriminator="type"),
+# every scaffold but the cascade: what a cascade runs at each of its stages
+StageConfigType = ToolsScaffoldConfig | BashOnlyScaffoldConfig | BestOfKScaffoldConfig | AgentlessScaffoldConfig
+StageConfig = Annotated[StageConfigType, Field(discriminator="type")]
+# How a first attempt may stop that says the cheap model failed; a model, runtime or infrastructure
+# error says nothing about the model's ability and is an error of the instance, not an escalation.
+EscalatingStop = Literal[
+    "step_limit",
+    "cost_limit",
+    "token_limit",
+    "time_limit",
+    "stuck",
+    "format_errors",
+    "context_overflow",
+    "no_candidate",
 ]
+
+
+class EscalateWhen(Strict):
+    """Which failures of the first attempt send an instance to the stronger model."""
+
+    empty_patch: bool = True
+    # the self-check: the repository's existing tests (the task's test command without the hidden
+    # tests) and the test files the patch adds or changes, on a clean checkout with the patch
+    verification_failed: bool = True
+    stop_reasons: list[EscalatingStop] = Field(default_factory=lambda: list(get_args(EscalatingStop)))
+
+
+class ProviderSlot:
+    """The escalation provider, opened on first use and shared by every instance of a run (a config's
+    build() runs once per instance); what it holds is no part of the configuration."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._provider: ModelProvider | None = None
+
+    def get(self, open_provider: Callable[[], ModelProvider]) -> ModelProvider:
+        with self._lock:
+            if self._provider is None:
+                self._provider = open_provider()
+            return self._provider
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ProviderSlot)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ProviderSlot:
+        return ProviderSlot()
+
+
+class Escalation(Strict):
+    model: str = Field(description="a --model spec, e.g. claude-sonnet-4-5 or anthropic:claude-opus-4-5")
+    # as `-M` sets them for the run's model; the run's own `-M` values are for its model and do not apply
+    model_options: ModelOptions = Field(default_factory=ModelOptions)
+    # the strong attempt's strategy; None: the same as `first`
+    scaffold: StageConfig | None = None
+
+    @field_validator("model")
+    @classmethod
+    def known_backend(cls, spec: str) -> str:
+        try:
+            backend_for(spec)
+        except ModelError as exc:
+            raise PydanticCustomError("model_spec", str(exc)) from None
+        return spec
+
+
+class CascadeScaffoldConfig(Strict):
+    """A cheap first attempt (the run's model); only an instance whose attempt fails its own check or
+    stops short goes to a stronger model, in a fresh workspace, and that attempt's patch is submitted."""
+
+    type: Literal["cascade"]
+    description: str = ""
+    first: StageConfig
+    escalate: Escalation
+    when: EscalateWhen = Field(default_factory=EscalateWhen)
+    verify_timeout: float = Field(600.0, gt=0, description="seconds for each run of the self-check's tests")
+    _escalation: ProviderSlot = PrivateAttr(default_factory=ProviderSlot)
+
+    @property
+    def strong_scaffold(self) -> StageConfigType:
+        return self.escalate.scaffold or self.first
+
+    def escalation_provider(self) -> ModelProvider:
+        """Opened when the run's first instance escalates, then reused: a run the cheap model settles
+        whole never opens (nor needs a key for) the stronger one."""
+        from atlas_agent.models import open_provider
+
+        return self._escalation.get(lambda: open_provider(self.escalate.model, self.escalate.model_options))
+
+    def build(self) -> Scaffold:
+        from atlas_agent.scaffolds.cascade import CascadeScaffold
+
+        return CascadeScaffold(self)
+
+
+ScaffoldConfig = Annotated[StageConfigType | CascadeScaffoldConfig, Field(discriminator="type")]

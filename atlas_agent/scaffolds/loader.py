@@ -51,19 +51,38 @@ def load_scaffold(spec: str, overrides: list[str] | None = None) -> ScaffoldConf
         raise ScaffoldError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
     if not isinstance(data, dict):
         raise ScaffoldError(f"{path}: a scaffold file is a mapping with a `type:` key")
-    expand_references(data)
-    applied = [apply_override(data, item, path) for item in overrides or []]
+    expand_references(data, frozenset({path.resolve()}))
+    applied = []
+    for item in overrides or []:
+        applied.append(apply_override(data, item, path))
+        expand_references(data, frozenset({path.resolve()}))  # an override may name one: -c first=bash-only
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise ScaffoldError(describe(exc, path, text, applied, data)) from exc
 
 
-def expand_references(data: dict[str, Any]) -> None:
-    """`attempt: tools` stands for the whole shipped `tools` scaffold, so the run records it resolved."""
-    reference = data.get("attempt")
-    if isinstance(reference, str):
-        data["attempt"] = yaml.safe_load(resolve(reference).read_text())
+# Keys that hold a whole scaffold: best-of-k's `attempt`, a cascade's `first` and `escalate.scaffold`.
+_NESTED_SCAFFOLDS = (("attempt",), ("first",), ("escalate", "scaffold"))
+
+
+def expand_references(data: dict[str, Any], seen: frozenset[Path] = frozenset()) -> None:
+    """`attempt: tools` stands for the whole shipped `tools` scaffold (a path for a file), so the run
+    records it resolved; a referenced file's own references are expanded too."""
+    for *parents, key in _NESTED_SCAFFOLDS:
+        node: Any = data
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        reference = node.get(key)
+        if isinstance(reference, str):
+            path = resolve(reference).resolve()
+            if path in seen:
+                raise ScaffoldError(f"scaffold {reference!r} refers back to itself")
+            node[key] = yaml.safe_load(path.read_text())
+            if isinstance(node[key], dict):
+                expand_references(node[key], seen | {path})
 
 
 def apply_override(data: dict[str, Any], item: str, path: Path) -> tuple[list[str], str]:

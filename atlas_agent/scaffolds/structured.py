@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from atlas_agent.agent import record_turn
 from atlas_agent.errors import ModelError
 from atlas_agent.models.base import Model
 from atlas_agent.trajectory import Stage, Step, now_iso
@@ -41,9 +42,10 @@ def ask(
     conversation = list(messages)
     problem = ""
     for _ in range(MAX_ATTEMPTS):
+        step = Step(index=len(stage.steps), started_at=now_iso())
         turn = model.complete(conversation, [spec])
-        step = Step(index=len(stage.steps), started_at=now_iso(), thought=turn.text, tool_calls=turn.tool_calls)
-        step.usage, step.model_latency_s = turn.usage, turn.latency_s
+        record_turn(step, turn, conversation, conversation)  # a stage sends its conversation whole
+        step.finished_at = now_iso()
         stage.steps.append(step)
         call = next((c for c in turn.tool_calls if c.name == name), None)
         if call is None:

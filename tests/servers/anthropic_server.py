@@ -20,6 +20,9 @@ breakpoints (a prefix seen before is read, a new one is written), with no minimu
 
 As a process, for end-to-end runs of the CLI:
     python -m tests.servers.anthropic_server --script FILE --port-file PATH [--requests-log FILE]
+
+`GET /v1/models` lists one model, outside the script and unrecorded. Given `api_key`, the stand-in
+accepts that key only (401 for any other, as the API answers a wrong one).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import BackgroundServer, ServedError, serve_from_command_line, tokens
+from .common import BackgroundServer, RequestHandler, ServedError, serve_from_command_line, tokens
 from .common import Recorded as Recorded  # re-exported: the names this module has always had
 from .common import load_script as load_script
 
@@ -146,18 +149,45 @@ def validate(body: dict[str, Any]) -> None:
             )
 
 
+class _Handler(RequestHandler):
+    app: AnthropicServer
+
+    def do_GET(self) -> None:
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        try:
+            if self.path.partition("?")[0] != "/v1/models":
+                raise ApiError(404, "not_found_error", f"Not found: {self.path}")
+            self.app.authenticate(headers)
+        except ApiError as error:
+            self._send_error(error)
+            return
+        model = {"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5"}
+        self._send(200, {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]})
+
+
 class AnthropicServer(BackgroundServer):
     """Serves `POST /v1/messages` on 127.0.0.1 from a background thread; a context manager."""
 
-    def __init__(self, script: list[dict[str, Any]] | None = None, requests_log: Path | None = None) -> None:
+    handler_class = _Handler
+
+    def __init__(
+        self, script: list[dict[str, Any]] | None = None, requests_log: Path | None = None, api_key: str | None = None
+    ) -> None:
         super().__init__(script, requests_log)
+        self.api_key = api_key
         self._cache: set[str] = set()
+
+    def authenticate(self, headers: dict[str, str]) -> None:
+        sent = api_key(headers)
+        if not sent:
+            raise ApiError(401, "authentication_error", "x-api-key header is required")
+        if self.api_key is not None and sent != self.api_key:
+            raise ApiError(401, "authentication_error", "invalid x-api-key")
 
     def check(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> None:
         if path != "/v1/messages":
             raise ApiError(404, "not_found_error", f"Not found: {path}")
-        if not api_key(headers):
-            raise ApiError(401, "authentication_error", "x-api-key header is required")
+        self.authenticate(headers)
         if not headers.get("anthropic-version"):
             raise ApiError(400, "invalid_request_error", "anthropic-version: header is required")
         validate(body)

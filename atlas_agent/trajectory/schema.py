@@ -1,50 +1,28 @@
-"""The trajectory schema: every step of an agent run, written after each step."""
+"""The trajectory schema: every step of an agent run, written after each step (see docs/trajectories.md)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
+from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import write_json
+from atlas_agent.trajectory.grading import Grading
+from atlas_agent.trajectory.stored import now_iso, stored
+from atlas_agent.trajectory.upgrade import SCHEMA_VERSION, upgraded
 from atlas_agent.vocabulary import Observation, RetryRecord, Sampling, ShellEnvironment, StopReason, ToolCall, Usage
 
-# What is stored of each text a model wrote (its reply, each string in its tool calls and passed-back
-# blocks): a runaway reply of megabytes would otherwise be rewritten whole after every step. The
-# conversation the model sees keeps it whole; the trajectory keeps head and tail and the full length.
-STORED_REPLY_CHARS = 65_536
 # the fields of a step that hold what the model wrote
 _REPLY_FIELDS = ("thought", "tool_calls", "provider_blocks")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def stored_text(text: str, limit: int = STORED_REPLY_CHARS) -> str:
-    """`text` when it fits `limit`, else its head and tail around a marker saying how much is left out;
-    never longer than `limit`, so storing it again changes nothing."""
-    if len(text) <= limit:
-        return text
-    marker = f"\n[... {{}} of {len(text)} characters not stored ...]\n"
-    kept = limit - len(marker.format(len(text)))
-    head, tail = text[: kept - kept // 2], text[len(text) - kept // 2 :]
-    return head + marker.format(len(text) - kept) + tail
-
-
-def _stored(value: Any, where: str, cut: dict[str, int]) -> Any:
-    """`value` with every string cut to what is stored; the full length of each one cut goes to `cut`."""
-    if isinstance(value, str):
-        if len(value) > STORED_REPLY_CHARS:
-            cut[where] = len(value)
-        return stored_text(value)
-    if isinstance(value, dict):
-        return {key: _stored(item, f"{where}.{key}", cut) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_stored(item, f"{where}.{i}", cut) for i, item in enumerate(value)]
-    return value
 
 
 class ToolResult(BaseModel):
@@ -53,14 +31,32 @@ class ToolResult(BaseModel):
     observation: Observation
 
 
+class ModelInput(BaseModel):
+    """What one model call was sent, in short."""
+
+    messages: int  # messages sent
+    history_messages: int  # messages in the conversation before history processing
+    trimmed: bool  # history processing elided old observations or dropped old exchanges
+    estimated_tokens: int  # Atlas's estimate of the prompt (about 3 characters a token)
+    # the prompt as the backend counted it, cached tokens included; 0 where it reports no usage
+    input_tokens: int = 0
+
+
 class Step(BaseModel):
     index: int
     started_at: str
+    finished_at: str | None = None
+    # None in trajectories written before schema version 2
+    model_input: ModelInput | None = None
     thought: str = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     results: list[ToolResult] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     model_latency_s: float = 0.0
+    # wall time running the step's tool calls
+    tool_latency_s: float = 0.0
+    # why the reply ended, as the backend said ("stop", "length", "tool_use"...; "" where it says nothing)
+    finish_reason: str = ""
     model_retries: list[RetryRecord] = Field(default_factory=list)
     # what the backend must see again next turn (thinking blocks), kept for inspection too
     provider_blocks: list[dict[str, Any]] = Field(default_factory=list)
@@ -77,7 +73,7 @@ class Step(BaseModel):
         cut = dict(self.reply_chars)
         for field in _REPLY_FIELDS:
             if field in data:
-                data[field] = _stored(data[field], field, cut)
+                data[field] = stored(data[field], field, cut)
         if "reply_chars" in data:
             data["reply_chars"] = cut
         return data
@@ -109,9 +105,25 @@ class Stage(BaseModel):
     result: dict[str, Any] = Field(default_factory=dict)
 
 
+class InstanceMetadata(BaseModel):
+    """Which task, run, model and scaffold an episode belongs to, and the Atlas that ran it."""
+
+    run_id: str
+    dataset: str
+    repo: str
+    base_commit: str
+    model_spec: str  # the --model spec the run was given
+    scaffold: str  # the scaffold the run named (a shipped name or a file)
+    scaffold_type: str  # its strategy (`type:`)
+    atlas_version: str
+
+
 class Trajectory(BaseModel):
+    schema_version: int = SCHEMA_VERSION
     instance_id: str
     model: str
+    # None in trajectories written before schema version 2, and in a multi-attempt scaffold's attempts
+    metadata: InstanceMetadata | None = None
     started_at: str = Field(default_factory=now_iso)
     # what the episode's model was sampled with; None where the scaffold runs no single conversation
     sampling: Sampling | None = None
@@ -128,6 +140,14 @@ class Trajectory(BaseModel):
     stages: list[Stage] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
     choice: Choice | None = None
+    # the verdict of `atlas eval`, once the run is graded
+    grading: Grading | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _current_schema(cls, data: Any) -> Any:
+        """A trajectory of an earlier schema version is read as the current one (upgrade.py)."""
+        return upgraded(data) if isinstance(data, dict) else data
 
     @property
     def usage(self) -> Usage:
@@ -149,4 +169,17 @@ class Trajectory(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> Trajectory:
-        return cls.model_validate_json(path.read_text())
+        """The trajectory stored at `path`, upgraded in memory when an earlier Atlas wrote it;
+        UnreadableTrajectory (one line: the file and why) when it cannot be read as one."""
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except OSError as exc:
+            raise UnreadableTrajectory(f"{path}: {exc.strerror or exc}") from None
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            raise UnreadableTrajectory(f"{path}: {where + ': ' if where else ''}{error['msg']}") from None
+
+
+class UnreadableTrajectory(AtlasError):
+    """A trajectory file that is missing, damaged, not a trajectory, or of a newer schema version."""
