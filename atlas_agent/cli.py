@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from atlas_agent.cli_branch import FromStep, tasks_to_run
 from atlas_agent.cli_compare import register_compare_commands
 from atlas_agent.cli_export import register_export_commands
 from atlas_agent.cli_images import ImageBudgetOption, register_image_commands
@@ -135,6 +136,7 @@ def run(
     runtime: RuntimeOption = Runtime.docker,
     image_budget: ImageBudgetOption = None,
     redo: Redo = None,
+    from_: FromStep = None,
 ) -> None:
     """Run an agent over a dataset; results land in runs/RUN_ID/."""
     from atlas_agent.cli_eval import evaluate_after_run
@@ -147,16 +149,15 @@ def run(
     from atlas_agent.runtime.config import runtime_config
     from atlas_agent.scaffolds.loader import load_scaffold
 
-    selection, tasks = _load_selection(dataset, split, instances, filter_, slice_, shuffle)
     scaffold_config = load_scaffold(scaffold, overrides)
+    chosen = (dataset, split, instances, filter_, slice_, shuffle)
+    to_run = tasks_to_run(from_, runs_dir, (scaffold, scaffold_config), chosen)
     options = parse_model_options([*backend_for(model).option_defaults, *(model_overrides or [])])
     run_id = run_id or datetime.now(UTC).strftime("run-%Y%m%d-%H%M%S")
     run_dir = RunDir.of_run(runs_dir, run_id)  # a run id that leaves runs_dir is refused here
     config = RunConfig(
         run_id=run_id,
-        dataset=dataset,
-        split=split,
-        selection=selection,
+        **to_run.config_fields(),
         model=model,
         model_options=options,
         max_cost_usd=max_cost,
@@ -167,10 +168,10 @@ def run(
     )
     # refused before a model loads or an image builds: a resume with other settings, a --redo of nothing
     run_dir.check_resume(config)
-    redone = run_dir.redo_targets(redo or [], [task.instance_id for task in tasks])
-    runner = Runner(config, open_provider(model, options), runs_dir, notice=_notice)
+    redone = run_dir.redo_targets(redo or [], [task.instance_id for task in to_run.tasks])
+    runner = Runner(config, open_provider(model, options), runs_dir, notice=_notice, branch=to_run.replay)
     runner.run_dir.damaged |= run_dir.damaged  # what the checks above found, to be warned of with the rest
-    errored = run_on_screen(runner, tasks, redone, console)
+    errored = run_on_screen(runner, to_run.tasks, redone, console)
     if evaluate:
         evaluate_after_run(console, run_dir.root, workers, _notice)
     if errored:

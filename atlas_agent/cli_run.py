@@ -24,6 +24,7 @@ from atlas_agent.runner import (
 )
 from atlas_agent.tasks import Task
 from atlas_agent.tasks.loaders import task_repo_dir
+from atlas_agent.trajectory import Trajectory, UnreadableTrajectory
 
 # instance ids shown beside a grouped cause before "+N more"
 SHOWN_IDS = 3
@@ -40,7 +41,28 @@ def run_on_screen(runner: Runner, tasks: list[Task], redone: list[str], console:
     warn_of_damage(runner, console)
     redo(runner, redone, console)
     statuses = run_with_progress(runner, tasks, console)
+    if statuses:
+        report_branch(runner, console)
     return sum(status.state == "error" for status in statuses)
+
+
+def report_branch(runner: Runner, console: Console) -> None:
+    """How a branched run's replay went: its parent, and the replayed steps that observed something else
+    than their recorded output (the trajectory's metadata holds the same)."""
+    if runner.branch is None:
+        return
+    path = runner.run_dir.instance(runner.branch.point.instance_id) / "trajectory.json"
+    try:
+        metadata = Trajectory.load(path).metadata
+    except UnreadableTrajectory:
+        return  # the instance's own line said what went wrong
+    record = metadata.branch if metadata else None
+    if record is None:
+        return
+    line = f"branch of {record.parent}: {record.replayed_steps} of {record.parent.step} step(s) replayed"
+    if record.diverged_steps:
+        line += f"; {record.diverged_steps} observed other output than recorded, first {record.first_divergence}"
+    console.print(escape(line), style="yellow" if record.diverged_steps else None, highlight=False)
 
 
 def warn_of_damage(runner: Runner, console: Console) -> None:

@@ -32,7 +32,7 @@ from atlas_agent.models.options import ModelOptions
 from atlas_agent.runtime.config import DockerRuntime, RuntimeConfig
 from atlas_agent.scaffolds.config import ScaffoldConfig
 from atlas_agent.tasks import Selection
-from atlas_agent.trajectory import Trajectory, now_iso
+from atlas_agent.trajectory import BranchPoint, Trajectory, now_iso
 from atlas_agent.versions import versions
 from atlas_agent.vocabulary import Usage
 
@@ -58,11 +58,13 @@ class RunConfig(BaseModel, extra="forbid"):
     scaffold: ScaffoldConfig
     # docker: one task container per workspace; local: a checkout on this machine (no isolation)
     runtime: RuntimeConfig = Field(default_factory=DockerRuntime)
+    # `atlas run --from`: the recorded step whose actions the run's one instance replays before its model goes on
+    parent: BranchPoint | None = None
 
 
 # What defines how an instance runs. A resumed run keeps every one of these, so that run.yaml stays
 # true of the instances finished before; workers, the selection and the cost limit may change.
-DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime")
+DEFINING_KEYS = ("dataset", "split", "model", "model_options", "scaffold", "runtime", "parent")
 # Model options that say how the model is reached, not what it answers: a resume may change them (a
 # server back on another port, a longer outage budget, another CPU thread count), as it may the server
 # address in an `openai:` spec. run.yaml lists every address used under `model_addresses`.
@@ -246,6 +248,8 @@ class RunDir:
                 name, was, asked = difference
                 if name == "model":  # as the commands named it, address and all
                     was, asked = started.model, config.model
+                if key == "parent":  # as the commands named it
+                    name, was, asked = "--from", str(started.parent or "none"), str(config.parent or "none")
                 raise AtlasError(
                     f"run {config.run_id} was started with {name}={shown(was)}; this command asks for {shown(asked)}: "
                     "use a new --run-id or the same options"

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas_agent.agent.branch import BranchReplay
 from atlas_agent.errors import AtlasError, DiskFull, DockerUnavailable, EngineLost
 from atlas_agent.fsutil import write_atomic, write_json
 from atlas_agent.models.base import ModelProvider
@@ -94,11 +95,14 @@ class Runner:
         runs_dir: Path,
         notice: Callable[[str], None] | None = None,
         on_event: EventHook | None = None,
+        branch: BranchReplay | None = None,
     ) -> None:
         """`notice`: one-line reports of what the run does about trouble (a lost engine, leftovers);
-        `on_event`: what each instance is doing, for a progress display."""
+        `on_event`: what each instance is doing, for a progress display; `branch` (`config.parent`'s
+        recorded steps): the episode replays them before the model goes on."""
         self.config = config
-        self.provider = provider
+        self.branch = branch
+        self.provider = branch.provider_over(provider) if branch else provider
         self.run_dir = RunDir.of_run(runs_dir, config.run_id)
         self.notice = notice or (lambda _line: None)
         self.on_event = on_event or (lambda _event: None)
@@ -226,12 +230,18 @@ class Runner:
     def _record(self, instance_id: str, episode: _Episode, patch: str, error: str | None) -> InstanceStatus:
         """Writes the instance's trajectory, patch and (last) status."""
         folder = self.run_dir.instance(instance_id)
+        self._mark_branch(episode.trajectory)
         episode.trajectory.save(folder / "trajectory.json")
         write_atomic(folder / "patch.diff", patch)
         status = self._status(instance_id, episode, patch, error)
         write_json(folder / "status.json", status)
         self.run_dir.write_predictions(self.provider.name)
         return status
+
+    def _mark_branch(self, trajectory: Trajectory) -> None:
+        """A branched episode's metadata names its parent and says how its replay went so far."""
+        if self.branch is not None and trajectory.metadata is not None:
+            trajectory.metadata.branch = self.branch.record(trajectory)
 
     def _status(self, instance_id: str, episode: _Episode, patch: str, error: str | None) -> InstanceStatus:
         trajectory = episode.trajectory
@@ -269,6 +279,7 @@ class Runner:
                 yield workspace
 
         def save() -> None:
+            self._mark_branch(trajectory)
             trajectory.save(folder / "trajectory.json")
             step = StepDone(task.instance_id, trajectory.step_count, last_tool(trajectory), trajectory.usage)
             self.on_event(step)

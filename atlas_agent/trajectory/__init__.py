@@ -1,6 +1,7 @@
 """The trajectory: every step of an episode, how it ended, and its grading once known; versioned
 (`schema_version`), with files of earlier versions upgraded as they are read. See docs/trajectories.md."""
 
+from atlas_agent.trajectory.branch import BranchPoint, BranchRecord
 from atlas_agent.trajectory.grading import GradedOutcome, GradedTests, Grading, TamperEdit
 from atlas_agent.trajectory.schema import (
     Candidate,
@@ -19,6 +20,8 @@ from atlas_agent.trajectory.upgrade import SCHEMA_VERSION
 __all__ = [
     "SCHEMA_VERSION",
     "STORED_REPLY_CHARS",
+    "BranchPoint",
+    "BranchRecord",
     "Candidate",
     "Choice",
     "GradedOutcome",

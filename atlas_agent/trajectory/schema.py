@@ -16,6 +16,7 @@ from pydantic import (
 
 from atlas_agent.errors import AtlasError
 from atlas_agent.fsutil import write_json
+from atlas_agent.trajectory.branch import BranchRecord
 from atlas_agent.trajectory.grading import Grading
 from atlas_agent.trajectory.stored import now_iso, stored
 from atlas_agent.trajectory.upgrade import SCHEMA_VERSION, upgraded
@@ -116,6 +117,8 @@ class InstanceMetadata(BaseModel):
     scaffold: str  # the scaffold the run named (a shipped name or a file)
     scaffold_type: str  # its strategy (`type:`)
     atlas_version: str
+    # an episode branched from another's step (`atlas run --from`): the parent and the replay
+    branch: BranchRecord | None = None
 
 
 class Trajectory(BaseModel):
