@@ -296,6 +296,12 @@ def images_build(
             )
 
 
+class SpeculationChoice(StrEnum):
+    NONE = "none"
+    NGRAM = "ngram"
+    DRAFT = "draft"
+
+
 @app.command("serve")
 @friendly_errors
 def serve_command(
@@ -305,12 +311,17 @@ def serve_command(
     agents: Annotated[int, typer.Option("--agents", "-n", min=1, help="Concurrent agents to size the cache for.")] = 1,
     context: Annotated[int | None, typer.Option(help="Tokens per agent (default: the most that fits).")] = None,
     cache: Annotated[str | None, typer.Option(help="KV cache: FP16, Q8, Q6 or Q4 (default: planned).")] = None,
+    speculation: Annotated[
+        SpeculationChoice | None, typer.Option(help="Speculative decoding (default: ngram, prompt lookup).")
+    ] = None,
 ) -> None:
     """Serve a local model over the OpenAI Chat Completions API (tools, streaming, /metrics)."""
+    from atlas_agent.models.options import parse_speculation
     from atlas_agent.serve.app import serve
     from atlas_agent.serve.open import open_engine
 
-    engine = open_engine(model, agents=agents, context=context, cache=cache)
+    chosen = parse_speculation(speculation.value) if speculation else None
+    engine = open_engine(model, agents=agents, context=context, cache=cache, speculation=chosen)
     console.print(f"serving {engine.model_name} at http://{host}:{port}/v1 (window {engine.context_window} tokens)")
     serve(engine, host, port, engine.model_name)
 

@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
+    with serving() as url:
+        yield url
+
+
+@contextmanager
+def serving(*options: str) -> Iterator[str]:
+    """`atlas serve local:smollm2 OPTIONS` on a free port, until the block ends."""
     port = free_port()
-    process = subprocess.Popen([ATLAS, "serve", "local:smollm2", "--port", str(port)], stderr=subprocess.PIPE)
+    command = [ATLAS, "serve", "local:smollm2", "--port", str(port), *options]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -65,6 +74,40 @@ def test_the_client_talks_to_the_served_cpu_model(server: str) -> None:
     assert turn.tool_calls or turn.text or turn.format_error
     metrics = urllib.request.urlopen(f"{server}/metrics", timeout=5).read().decode()
     assert "completion_tokens" in metrics
+
+
+def speculation_metrics(url: str) -> dict[str, float]:
+    text = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r"^atlas_serve_(speculation_\w+) (\S+)$", text, re.M)}
+
+
+def ask_to_repeat_code(url: str) -> None:
+    code = (MINI_SUITE_DIR / "repos" / "tally" / "tally" / "money.py").read_text()[:1600]
+    messages = [Message(role="user", content=f"```python\n{code}```\nRepeat this code exactly.")]
+    turn = (
+        OpenAIProvider(f"{url}/v1", "smollm2", ModelOptions(max_output_tokens=96))
+        .for_instance("x")
+        .complete(messages, [])
+    )
+    assert turn.usage.output_tokens > 40
+
+
+def test_metrics_report_the_acceptance_of_prompt_lookup(server: str) -> None:
+    """The default server speculates; /metrics says how much of the drafted text the model kept."""
+    before = speculation_metrics(server).get("speculation_accepted_tokens_total", 0)
+    ask_to_repeat_code(server)
+    after = speculation_metrics(server)
+    accepted, drafted = after["speculation_accepted_tokens_total"], after["speculation_draft_tokens_total"]
+    assert accepted - before >= 10 and after["speculation_verify_steps_total"] > 0
+    assert after["speculation_acceptance_rate"] == pytest.approx(accepted / drafted)
+    per_step = accepted / after["speculation_verify_steps_total"]
+    assert after["speculation_accepted_tokens_per_step"] == pytest.approx(per_step)
+
+
+def test_a_server_started_without_speculation_drafts_nothing() -> None:
+    with serving("--speculation", "none") as url:
+        ask_to_repeat_code(url)
+        assert speculation_metrics(url) == {}, "no speculation, so nothing to report"
 
 
 @pytest.mark.docker

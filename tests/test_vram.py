@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from atlas_agent.modelfiles.vram import (
     ModelShape,
     PlanDoesNotFit,
     PlanRequest,
+    QuantFormat,
     VramError,
     VramPlan,
     choose_plan,
@@ -215,7 +217,7 @@ def test_exl2_quantization_config_supplies_the_bpw(tmp_path: Path) -> None:
 def test_loading_errors(tmp_path: Path) -> None:
     unquantized = load_model_shape(QWEN_CONFIG)
     assert unquantized.name == "qwen2.5-coder-32b" and unquantized.bpw is None
-    with pytest.raises(VramError, match="no EXL2 quantization_config: pass --bpw"):
+    with pytest.raises(VramError, match="no EXL2 or EXL3 quantization_config: pass --bpw"):
         plan_vram(unquantized, PlanRequest(vram="24GiB"))
     with pytest.raises(VramError, match="lacks intermediate_size"):
         load_model_shape({"num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 32})
@@ -256,3 +258,70 @@ def test_plan_request_turns_bad_values_into_one_line() -> None:
         plan_request(vram="24GiB", cache_type="Q5")
     with pytest.raises(VramError, match=r"^invalid agents: "):
         plan_request(vram="24GiB", agents=0)
+
+
+# Qwen2.5-Coder-0.5B-Instruct's published config.json (Qwen2.5's tokenizer: a draft for the 32B), as EXL2 4.0 bpw
+QWEN_DRAFT_CONFIG = {
+    "_name_or_path": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_attention_heads": 14,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 2,
+    "vocab_size": 151936,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 32768,
+    "quantization_config": {"quant_method": "exl2", "bits": 4.0, "head_bits": 6},
+}
+
+
+def test_exl3_weights_are_the_trellis_bits_plus_fp16_sign_vectors(qwen: ModelShape) -> None:
+    h, q, kv, inner, vocab = 5120, 5120, 1024, 27648, 152064
+    matrices = 2 * h * q + 2 * h * kv + 3 * h * inner  # q, k, v, o, gate, up, down: 487,587,840 weights a layer
+    signs = 2 * (7 * h + 2 * q + 2 * kv + 3 * inner)  # an FP16 sign per input and output feature of each
+    head = h * vocab * 6 // 8 + 2 * (h + vocab)  # 6 head bits, no padding, no group scales
+    vectors = 2 * (64 * (2 * h + q + 2 * kv) + h)  # FP16 norms and q/k/v biases, as in EXL2
+    assert signs == 262_144 and head == 584_240_128 and vectors == 2_238_464
+    expected = 64 * (matrices * 4 // 8 + signs) + head + vectors
+    assert weight_bytes(qwen, 4.0, quant_format=QuantFormat.EXL3) == expected == 16_206_066_688
+    at_5 = weight_bytes(qwen, 5.0, quant_format=QuantFormat.EXL3)
+    assert at_5 - expected == 64 * matrices // 8, "one more bit per weight adds exactly one bit per weight"
+    assert weight_bytes(qwen, 4.0, 16, quant_format=QuantFormat.EXL3) - expected == h * vocab * 2 - head
+
+
+def test_an_exl3_config_is_planned_in_exl3(qwen: ModelShape) -> None:
+    config = json.loads(QWEN_CONFIG.read_text())
+    config["quantization_config"] = {"quant_method": "exl3", "bits": 4.0, "head_bits": 6, "calibration": {}}
+    shape = load_model_shape(config, name="Qwen2.5-Coder-32B-Instruct-exl3")
+    assert (shape.quant_format, shape.bpw, shape.head_bits) == (QuantFormat.EXL3, 4.0, 6)
+    plan = choose_plan(shape, PlanRequest(vram="24GiB", agents=1))
+    assert plan.weights == 16_206_066_688 and plan.quant_format is QuantFormat.EXL3
+    assert render_plan(plan).splitlines()[0].startswith("Qwen2.5-Coder-32B-Instruct-exl3: 4.0 bpw EXL3 (head 6 bits)")
+    as_exl2 = plan_vram(shape, PlanRequest(vram="24GiB", quant_format="exl2"))
+    assert as_exl2.weights == weight_bytes(qwen, 4.0) and as_exl2.quant_format is QuantFormat.EXL2
+
+
+def test_a_draft_model_brings_its_weights_working_memory_and_cache(qwen: ModelShape) -> None:
+    draft = load_model_shape(QWEN_DRAFT_CONFIG)
+    plain = plan_3090(qwen, 4.0, 1)
+    drafted = plan_3090(qwen, 4.0, 1, draft=draft)
+    linear = 24 * (2 * 896 * 896 + 2 * 896 * 128 + 3 * 896 * 4864) * 4 / 8
+    head = 896 * 151936 * (0.15 * 8 + 0.85 * 6 + 4 / 128) / 8  # EXL2's 6-bit head mix and group scales
+    vectors = 2 * (24 * (2 * 896 + 896 + 2 * 128) + 896)
+    assert drafted.draft_weights == math.ceil(linear + head + vectors) == 286_794_202
+    assert drafted.weights == plain.weights and drafted.working == plain.working + working_bytes(draft, 2048, 1)
+    draft_fp16 = 24 * 2 * 2 * 64 * 2  # 24 layers of K and V, 2 KV heads of 64, FP16
+    assert drafted.option(CacheType.FP16).kv_bytes_per_token == 262_144 + draft_fp16 == 274_432
+    budget = plain.usable - plain.weights - drafted.draft_weights - drafted.working - plain.overhead
+    assert drafted.option(CacheType.FP16).context == budget // 274_432 // PAGE_SIZE * PAGE_SIZE == 23_552
+    assert plain.option(CacheType.FP16).context == 26_880 and drafted.chosen is CacheType.FP16
+    assert " + draft 0.27 GiB + KV 6.02 GiB" in render_plan(drafted)
+
+
+def test_a_draft_model_needs_a_bit_width() -> None:
+    unquantized = {**QWEN_DRAFT_CONFIG, "quantization_config": None}
+    shape = load_model_shape(QWEN_CONFIG)
+    with pytest.raises(VramError, match=r"^draft model Qwen2\.5-Coder-0\.5B-Instruct has no EXL2 or EXL3 quant"):
+        plan_vram(shape, PlanRequest(vram="24GiB", bpw=4.0, draft=load_model_shape(unquantized)))

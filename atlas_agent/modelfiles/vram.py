@@ -1,49 +1,40 @@
-"""VRAM planner: which KV-cache type and context per agent fit one GPU serving an EXL2 model with ExLlamaV2.
+"""VRAM planner: which KV-cache type and context per agent fit one GPU serving an EXL2 model with ExLlamaV2
+(or an EXL3 one: its weights are counted as ExLlamaV3 stores them, weights.py).
 
 Each term mirrors what exllamav2 0.3.x allocates on the GPU; docs/vram.md gives the formulas and their sources.
 The dynamic generator shares one paged cache between all agents, so the plan reserves agents x context tokens.
+With `speculation: draft` the draft model's weights, working memory and cache (as long as the main one: the
+generator drafts for every job) come on top.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Mapping
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from atlas_agent.errors import AtlasError
+from atlas_agent.modelfiles.model_shape import ModelShape as ModelShape
+from atlas_agent.modelfiles.model_shape import QuantFormat as QuantFormat
+from atlas_agent.modelfiles.model_shape import VramError as VramError
+from atlas_agent.modelfiles.model_shape import load_model_shape as load_model_shape
+from atlas_agent.modelfiles.weights import DEFAULT_HEAD_BITS
+from atlas_agent.modelfiles.weights import head_bpw as head_bpw
+from atlas_agent.modelfiles.weights import parameter_count as parameter_count
+from atlas_agent.modelfiles.weights import weight_bytes as weight_bytes
 
 KiB, MiB, GiB = 1024, 1024**2, 1024**3
 PAGE_SIZE = 256  # generator/dynamic.py PAGED_PAGE_SIZE: the cache length must be a whole number of pages
 DEFAULT_CHUNK = 2048  # ExLlamaV2Config.max_input_len, which is also the generator's default max_chunk_size
 MAX_DQ_ELEMENTS = 512 * MiB  # ExLlamaV2Config.max_dq_size caps a layer's dequantization buffer (elements)
 CACHE_SCALE_GROUP = 32  # quantized caches keep one FP16 scale per 32 values (cache.py shape_s)
-DEFAULT_HEAD_BITS = 6  # the EXL2 converter's default head_bits
 DEFAULT_MIN_CONTEXT = 16384
 DEFAULT_OVERHEAD = 500 * MiB  # CUDA context, cuBLAS/flash-attn workspaces, allocator slack
 
-# conversion/qparams.py qparams_headoptions: head_bits -> (group size, ((bits, share of rows), ...)).
-_HEAD_QPARAMS: dict[int, tuple[int, tuple[tuple[int, float], ...]]] = {
-    2: (32, ((4, 0.3), (2, 0.7))),
-    3: (32, ((4, 0.15), (3, 0.85))),
-    4: (32, ((6, 0.15), (4, 0.85))),
-    5: (128, ((6, 0.15), (5, 0.85))),
-    6: (128, ((8, 0.15), (6, 0.85))),
-    8: (128, ((8, 1.0),)),
-}
-_REQUIRED = ("num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size", "intermediate_size")
 _UNITS = {"": GiB, "b": 1, "k": KiB, "kib": KiB, "kb": 10**3, "m": MiB, "mib": MiB, "mb": 10**6}
 _UNITS |= {"g": GiB, "gib": GiB, "gb": 10**9, "t": 1024**4, "tib": 1024**4, "tb": 10**12}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
-
-
-class VramError(AtlasError, ValueError):
-    """A planner input is unusable: a size that does not parse, an incomplete config.json, no bpw."""
 
 
 class PlanDoesNotFit(VramError):
@@ -63,38 +54,6 @@ class CacheType(StrEnum):
 _CACHE_LAYOUT: dict[CacheType, tuple[int, int]] = {CacheType.Q8: (1, 1), CacheType.Q6: (1, 2), CacheType.Q4: (2, 2)}
 
 
-class ModelShape(BaseModel):
-    """The parts of a Hugging Face config.json that size the weights and the KV cache."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    num_hidden_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_attention_heads: int = Field(gt=0)
-    num_key_value_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
-    tie_word_embeddings: bool = False
-    max_position_embeddings: int = Field(2048, gt=0)  # exllamav2's fallback when config.json names none
-    attention_bias: bool = False  # Qwen2 has q/k/v biases
-    bpw: float | None = None  # from an EXL2 quantization_config
-    head_bits: int | None = None
-
-    @property
-    def q_dim(self) -> int:
-        return self.num_attention_heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.num_key_value_heads * self.head_dim
-
-    @property
-    def padded_vocab(self) -> int:
-        return self.vocab_size + -self.vocab_size % 32  # ExLlamaV2Linear pads out_features to 32
-
-
 class PlanRequest(BaseModel):
     """What to plan for; `vram` and `overhead` also take strings such as "24GiB"."""
 
@@ -110,6 +69,8 @@ class PlanRequest(BaseModel):
     overhead: int = Field(DEFAULT_OVERHEAD, ge=0)
     chunk_size: int = Field(DEFAULT_CHUNK, ge=PAGE_SIZE, multiple_of=PAGE_SIZE)
     embeddings_in_vram: bool = False
+    quant_format: QuantFormat | None = None  # overrides the model's quantization_config
+    draft: ModelShape | None = None  # the draft model of `speculation: draft`, quantized (its own bpw)
 
     @field_validator("vram", "overhead", mode="before")
     @classmethod
@@ -146,6 +107,7 @@ class VramPlan(BaseModel):
     """Every cache type's context for one request, and the chosen type (None when none fits)."""
 
     model: str
+    quant_format: QuantFormat
     bpw: float
     head_bits: int
     vram: int
@@ -154,14 +116,15 @@ class VramPlan(BaseModel):
     agents: int
     min_context: int | None  # clamped to the model's maximum context
     weights: int
-    working: int
+    draft_weights: int  # 0 without a draft model
+    working: int  # the draft model's included
     overhead: int
-    options: list[CacheOption]
+    options: list[CacheOption]  # per-token KV bytes include the draft model's cache
     chosen: CacheType | None
 
     @property
     def fixed(self) -> int:
-        return self.weights + self.working + self.overhead
+        return self.weights + self.draft_weights + self.working + self.overhead
 
     def option(self, cache_type: CacheType) -> CacheOption:
         return next(o for o in self.options if o.cache_type is cache_type)
@@ -173,88 +136,6 @@ def parse_vram(text: str) -> int:
     if not match or match.group(2) not in _UNITS:
         raise VramError(f"cannot read {text!r} as a memory size: use e.g. 24GiB, 24GB or 24000MiB")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def load_model_shape(source: str | Path | Mapping[str, Any], name: str | None = None) -> ModelShape:
-    """A model directory, its config.json (any file name), or the parsed dict."""
-    if isinstance(source, Mapping):
-        config = dict(source)
-        default = str(config.get("_name_or_path") or "model").rstrip("/").rsplit("/", 1)[-1]
-        return _shape_from_config(config, name or default)
-    path = Path(source)
-    file = path / "config.json" if path.is_dir() else path
-    try:
-        config = dict(json.loads(file.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError) as exc:
-        raise VramError(f"cannot read a model config from {file}: {exc}") from exc
-    default = file.parent.resolve().name if file.name == "config.json" else file.stem.removesuffix("-config")
-    return _shape_from_config(config, name or default)
-
-
-def _shape_from_config(config: dict[str, Any], name: str) -> ModelShape:
-    missing = [key for key in _REQUIRED if key not in config]
-    if missing:
-        raise VramError(f"{name}: config.json lacks {', '.join(missing)}")
-    if config.get("num_local_experts") or config.get("num_experts"):
-        raise VramError(f"{name}: mixture-of-experts models are not supported by the VRAM planner")
-    quant = config.get("quantization_config") or {}
-    exl2 = quant.get("quant_method") == "exl2"
-    kind = " ".join([*config.get("architectures", []), str(config.get("model_type", ""))]).lower()
-    heads = config["num_attention_heads"]
-    try:
-        return ModelShape(
-            name=name,
-            **{key: config[key] for key in _REQUIRED},
-            num_key_value_heads=config.get("num_key_value_heads") or heads,
-            head_dim=config.get("head_dim") or config["hidden_size"] // heads,
-            tie_word_embeddings=config.get("tie_word_embeddings", False),
-            max_position_embeddings=config.get("max_position_embeddings", 2048),
-            attention_bias=config.get("attention_bias", "qwen2" in kind),
-            bpw=quant.get("bits") if exl2 else None,
-            head_bits=quant.get("head_bits") if exl2 else None,
-        )
-    except ValidationError as exc:
-        raise VramError(f"{name}: config.json has unusable values: {exc.errors()[0]['msg']}") from exc
-
-
-def _linear_params(shape: ModelShape) -> int:
-    """Quantized matrices of one decoder layer: q/o (hidden x q_dim), k/v (hidden x kv_dim), gate/up/down."""
-    h = shape.hidden_size
-    return 2 * h * shape.q_dim + 2 * h * shape.kv_dim + 3 * h * shape.intermediate_size
-
-
-def _vector_params(shape: ModelShape) -> int:
-    """FP16 vectors of one decoder layer: two RMSNorm weights, plus q/k/v biases where the model has them."""
-    biases = shape.q_dim + 2 * shape.kv_dim if shape.attention_bias else 0
-    return 2 * shape.hidden_size + biases
-
-
-def parameter_count(shape: ModelShape) -> int:
-    """Parameters as the checkpoint counts them: layers, final norm, embeddings, and lm_head unless tied."""
-    layers = shape.num_hidden_layers * (_linear_params(shape) + _vector_params(shape))
-    tables = shape.vocab_size * shape.hidden_size * (1 if shape.tie_word_embeddings else 2)
-    return layers + shape.hidden_size + tables
-
-
-def head_bpw(head_bits: int) -> float:
-    """Stored bits per weight of the EXL2 head: its bit mix plus a 4-bit scale per group and column."""
-    if head_bits >= 16:
-        return 16.0
-    group, mix = _HEAD_QPARAMS.get(head_bits, (32, ((head_bits, 1.0),)))
-    return sum(bits * share for bits, share in mix) + 4 / group  # other per-group terms are < 0.001 bpw
-
-
-def weight_bytes(
-    shape: ModelShape, bpw: float, head_bits: int = DEFAULT_HEAD_BITS, embeddings_in_vram: bool = False
-) -> int:
-    """GPU bytes of the weights. EXL2's bpw already includes scales, groups and permutations (QParams.total_bits)."""
-    quantized = shape.num_hidden_layers * _linear_params(shape) * bpw / 8
-    head = shape.hidden_size * shape.padded_vocab * head_bpw(head_bits) / 8  # on the GPU even when tied
-    vectors = (shape.num_hidden_layers * _vector_params(shape) + shape.hidden_size) * 2
-    # ExLlamaV2 keeps the token embedding table in system RAM: set_device_map(embed_cpu=True) and
-    # load_autosplit both put module 0 on device -1 (model.py), so it costs no VRAM by default.
-    table = shape.vocab_size * shape.hidden_size * 2 if embeddings_in_vram else 0
-    return math.ceil(quantized + head + vectors + table)
 
 
 def kv_bytes_per_token(shape: ModelShape, cache_type: CacheType) -> int:
@@ -298,9 +179,13 @@ def _round_down(tokens: int) -> int:
     return max(tokens, 0) // PAGE_SIZE * PAGE_SIZE
 
 
-def _option(shape: ModelShape, cache_type: CacheType, budget: int, agents: int, min_ctx: int | None) -> CacheOption:
-    kv = kv_bytes_per_token(shape, cache_type)
-    context = min(_round_down(max(budget, 0) // (agents * kv)), _round_down(shape.max_position_embeddings))
+def _option(
+    shapes: list[ModelShape], cache_type: CacheType, budget: int, agents: int, min_ctx: int | None
+) -> CacheOption:
+    """`shapes`: the model, and its draft model when there is one (its cache holds as many tokens)."""
+    kv = sum(kv_bytes_per_token(shape, cache_type) for shape in shapes)
+    max_ctx = min(_round_down(shape.max_position_embeddings) for shape in shapes)
+    context = min(_round_down(max(budget, 0) // (agents * kv)), max_ctx)
     fits, total = context >= (min_ctx or PAGE_SIZE), agents * context * kv
     return CacheOption(cache_type=cache_type, kv_bytes_per_token=kv, context=context, kv_bytes=total, fits=fits)
 
@@ -318,17 +203,21 @@ def plan_vram(shape: ModelShape, request: PlanRequest) -> VramPlan:
     """Every cache type's largest context per agent; never raises for lack of room (see choose_plan)."""
     bpw = request.bpw or shape.bpw
     if bpw is None:
-        raise VramError(f"{shape.name} has no EXL2 quantization_config: pass --bpw (16 for FP16 weights)")
+        raise VramError(f"{shape.name} has no EXL2 or EXL3 quantization_config: pass --bpw (16 for FP16 weights)")
     head_bits = request.head_bits or shape.head_bits or DEFAULT_HEAD_BITS
-    weights = weight_bytes(shape, bpw, head_bits, request.embeddings_in_vram)
-    working = working_bytes(shape, request.chunk_size, request.agents)
+    quant_format = request.quant_format or shape.quant_format
+    weights = weight_bytes(shape, bpw, head_bits, request.embeddings_in_vram, quant_format)
+    shapes = [shape] if request.draft is None else [shape, request.draft]
+    draft_weights = 0 if request.draft is None else _draft_weights(request.draft, request.embeddings_in_vram)
+    working = sum(working_bytes(each, request.chunk_size, request.agents) for each in shapes)
     usable = int(request.vram * (1 - request.safety_margin))
-    budget = usable - weights - working - request.overhead
-    max_ctx = _round_down(shape.max_position_embeddings)
+    budget = usable - weights - draft_weights - working - request.overhead
+    max_ctx = min(_round_down(each.max_position_embeddings) for each in shapes)
     min_ctx = None if request.min_context is None else min(request.min_context, max_ctx)
-    options = [_option(shape, cache_type, budget, request.agents, min_ctx) for cache_type in CacheType]
+    options = [_option(shapes, cache_type, budget, request.agents, min_ctx) for cache_type in CacheType]
     return VramPlan(
         model=shape.name,
+        quant_format=quant_format,
         bpw=bpw,
         head_bits=head_bits,
         vram=request.vram,
@@ -337,11 +226,19 @@ def plan_vram(shape: ModelShape, request: PlanRequest) -> VramPlan:
         agents=request.agents,
         min_context=min_ctx,
         weights=weights,
+        draft_weights=draft_weights,
         working=working,
         overhead=request.overhead,
         options=options,
         chosen=_choose(options, request.cache_type, min_ctx),
     )
+
+
+def _draft_weights(draft: ModelShape, embeddings_in_vram: bool) -> int:
+    """The draft model's weights, in its own format and bit width."""
+    if draft.bpw is None:
+        raise VramError(f"draft model {draft.name} has no EXL2 or EXL3 quantization_config")
+    return weight_bytes(draft, draft.bpw, draft.head_bits or DEFAULT_HEAD_BITS, embeddings_in_vram)
 
 
 def choose_plan(shape: ModelShape, request: PlanRequest) -> VramPlan:
@@ -379,8 +276,9 @@ def render_plan(plan: VramPlan) -> str:
     """A table of every cache type, then where the memory goes for the chosen one (or the roomiest)."""
     minimum = f"at least {plan.min_context} tokens each" if plan.min_context else "largest context"
     agents = f"{plan.agents} agent{'s' if plan.agents != 1 else ''}"
+    bits = f"{plan.bpw} bpw" + (" EXL3" if plan.quant_format is QuantFormat.EXL3 else "")
     lines = [
-        f"{plan.model}: {plan.bpw} bpw (head {plan.head_bits} bits), {_size(plan.vram)}, {agents}, {minimum}",
+        f"{plan.model}: {bits} (head {plan.head_bits} bits), {_size(plan.vram)}, {agents}, {minimum}",
         f"{'cache':<6}{'KV B/token':>12}{'context/agent':>15}{'KV total':>11}  fits",
     ]
     for o in plan.options:
@@ -389,8 +287,10 @@ def render_plan(plan: VramPlan) -> str:
         lines.append(f"{o.cache_type:<6}{o.kv_bytes_per_token:>12}{o.context:>15}{_gib(o.kv_bytes):>11}  {fits}{mark}")
     shown = plan.option(plan.chosen) if plan.chosen else max(plan.options, key=lambda o: o.context)
     total = plan.fixed + shown.kv_bytes
+    draft = f" + draft {_gib(plan.draft_weights)}" if plan.draft_weights else ""
     lines.append(
-        f"{shown.cache_type}: weights {_gib(plan.weights)} + KV {_gib(shown.kv_bytes)} + working {_gib(plan.working)}"
+        f"{shown.cache_type}: weights {_gib(plan.weights)}{draft} + KV {_gib(shown.kv_bytes)}"
+        f" + working {_gib(plan.working)}"
         f" + overhead {_gib(plan.overhead)} = {_gib(total)}; free {_gib(plan.vram - total)} of {_size(plan.vram)},"
         f" {_gib(plan.vram - plan.usable)} of it the {plan.safety_margin:.0%} safety margin"
     )

@@ -18,4 +18,6 @@ __all__ = [
 def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
     """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, `local:smollm2` / `gguf:PATH` (CPU, in-process),
     `exl2:MODEL_DIR` (GPU, in-process), or `replay:FILE` (`replay:NAME` a bundled one)."""
-    return backend_for(spec).open(options or ModelOptions())
+    backend, options = backend_for(spec), options or ModelOptions()
+    backend.check_speculation(options.speculation)
+    return backend.open(options)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from atlas_agent.errors import ModelError
 from atlas_agent.models.base import ModelProvider
-from atlas_agent.models.options import ModelOptions
+from atlas_agent.models.options import LOCAL_SPECULATION, ModelOptions, Speculation
 
 if TYPE_CHECKING:
     from atlas_agent.models.engine import Engine
@@ -27,6 +27,7 @@ class EngineSizing:
     agents: int = 1
     context: int | None = None
     cache: str | None = None
+    speculation: Speculation | None = None  # None: LOCAL_SPECULATION
 
 
 class _Backend(BaseModel):
@@ -36,6 +37,14 @@ class _Backend(BaseModel):
     target: str = Field(min_length=1)  # what follows `kind:` in the spec
     # `-M` items this backend starts from; the command's own come after them and win
     option_defaults: ClassVar[tuple[str, ...]] = ()
+    speculates: ClassVar[bool] = False  # decodes in this process, so `-M speculation` applies
+
+    def check_speculation(self, speculation: Speculation | None) -> None:
+        """One ModelError line for a speculation this backend cannot do (None: its default)."""
+        if speculation not in (None, "none") and not self.speculates:
+            raise ModelError(
+                f"speculation={speculation} applies to in-process models (local:, gguf:, exl2:), not {self.kind}: ones"
+            )
 
     def open_engine(self, sizing: EngineSizing) -> Engine:
         """The engine `atlas serve` puts behind its API; only in-process backends have one."""
@@ -101,6 +110,7 @@ class GGUFBackend(_Backend):
     kind: Literal["local", "gguf"]
     # a tiny CPU model rambles to the token limit: keep replies short unless asked otherwise
     option_defaults = ("max_output_tokens=256",)
+    speculates = True
 
     def open(self, options: ModelOptions) -> ModelProvider:
         from atlas_agent.models.gguf import open_local  # llama.cpp loads only when a CPU run needs it
@@ -115,13 +125,21 @@ class GGUFBackend(_Backend):
 
         local = self.kind == "local"
         path = bundled_gguf(self.target) if local else Path(self.target).expanduser()
-        return GGUFEngine(load_engine(path), self.target if local else path.stem)
+        speculation = sizing.speculation or LOCAL_SPECULATION
+        return GGUFEngine(load_engine(path), self.target if local else path.stem, speculation)
 
 
 class Exl2Backend(_Backend):
     """`exl2:MODEL_DIR`, on the GPU in this process."""
 
     kind: Literal["exl2"]
+    speculates = True
+
+    def check_speculation(self, speculation: Speculation | None) -> None:
+        """Recorded as speculating (LOCAL_SPECULATION is its default too), but the ExLlamaV2 runtime
+        decodes without it yet: asking for it explicitly is refused rather than ignored."""
+        if speculation not in (None, "none"):
+            raise ModelError(f"speculation={speculation} is not available for exl2: models yet; use speculation=none")
 
     def open(self, options: ModelOptions) -> ModelProvider:
         from atlas_agent.models.exl2 import Exl2Provider  # ExLlamaV2 and torch load only for GPU runs
@@ -132,6 +150,7 @@ class Exl2Backend(_Backend):
         """ExLlamaV2 on the GPU, its cache planned for `sizing` (see `atlas plan-vram`)."""
         from atlas_agent.models.exl2 import load_runtime
 
+        self.check_speculation(sizing.speculation)
         model_dir = Path(self.target).expanduser()
         return load_runtime(model_dir, agents=sizing.agents, context=sizing.context, cache=sizing.cache)
 

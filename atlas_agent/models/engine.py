@@ -16,6 +16,21 @@ from typing import Any, Literal, Protocol
 from atlas_agent.vocabulary import Message, ToolCall, ToolSpec
 
 
+@dataclass
+class SpeculationStats:
+    """What speculative decoding did: forward passes that checked drafted tokens, and how many of
+    those tokens the model kept (the token it chose after them is not counted)."""
+
+    verify_steps: int = 0
+    draft_tokens: int = 0
+    accepted_tokens: int = 0
+
+    def add(self, other: SpeculationStats) -> None:
+        self.verify_steps += other.verify_steps
+        self.draft_tokens += other.draft_tokens
+        self.accepted_tokens += other.accepted_tokens
+
+
 @dataclass(frozen=True)
 class Finish:
     """How one generation ended; the return value of `Engine.generate`."""
@@ -25,6 +40,7 @@ class Finish:
     # prompt tokens the engine took from its prefix cache instead of prefilling them; None when it
     # cannot tell. Reported per request so the client's usage shows them as cache reads.
     cached_tokens: int | None = None
+    speculation: SpeculationStats | None = None  # None: the engine did not speculate
 
 
 class Engine(Protocol):

@@ -10,6 +10,10 @@ read becomes a format error the model is shown. Usage counts tokens; `gpu_second
 Greedy decoding (the default) is reproducible: a conversation's replies depend on its messages
 alone, so a rerun with one worker repeats a trajectory token for token. llama.cpp runs on the cores
 this process may use, as many threads as other work leaves idle (cpu_threads.py), or `-M threads=N`.
+
+Prompt-lookup speculation (`-M speculation=ngram`, the default; gguf_speculation.py) checks up to ten
+tokens copied from the conversation in one forward pass; greedy replies are the same token for token
+with `-M speculation=none`, which decodes one token per pass.
 """
 
 from __future__ import annotations
@@ -20,18 +24,22 @@ import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from atlas_agent.errors import ContextOverflow, ModelError
 from atlas_agent.modelfiles.bundled import INSTALL_HINT, bundled_gguf
 from atlas_agent.models.base import Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.cpu_threads import ThreadPacer, usable_cores
-from atlas_agent.models.options import ModelOptions
+from atlas_agent.models.engine import SpeculationStats
+from atlas_agent.models.options import ModelOptions, Speculation
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    from atlas_agent.models.gguf_speculation import PromptLookup
 
 # ChatML's end of turn and end of text; `<tool_response>` too: the model must not invent a tool's output
 STOP = ["<|im_end|>", "<|endoftext|>", "<tool_response>"]
@@ -108,6 +116,16 @@ class LoadedModel:
     lock: threading.Lock
     owner: object = None  # the conversation whose tokens fill the KV cache
     pacer: ThreadPacer | None = None  # None: the threads stay as loaded (`-M threads=N`)
+    speculation: SpeculationStats = field(default_factory=SpeculationStats)  # every generation's, summed
+
+    def draft_for(self, speculation: Speculation) -> PromptLookup | None:
+        """The next generation's draft, set on the model (call it holding the lock): a fresh prompt
+        lookup for `ngram`, none for `none`."""
+        from atlas_agent.models.gguf_speculation import PromptLookup
+
+        draft = PromptLookup(self.n_ctx) if speculation == "ngram" else None
+        self.llm.draft_model = draft
+        return draft
 
     def pace(self) -> None:
         """Decode with as many threads as the machine leaves idle now; called between tokens."""
@@ -120,6 +138,13 @@ class LoadedModel:
         tokens: list[int] = self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
         bos = self.llm.token_bos()
         return tokens[1:] if len(tokens) > 1 and tokens[0] == tokens[1] == bos else tokens
+
+
+def cpu_speculation(speculation: Speculation) -> Speculation:
+    """`speculation` if the CPU engine can do it; `draft` is one ModelError line."""
+    if speculation == "draft":
+        raise ModelError("speculation=draft needs an exl2: model; on the CPU use ngram (the default) or none")
+    return speculation
 
 
 _ENGINES: dict[Path, LoadedModel] = {}
@@ -135,20 +160,27 @@ def load_engine(path: Path, seed: int = 0, threads: int | None = None) -> Loaded
             return _ENGINES[path]
         if not path.is_file():
             raise ModelError(f"no GGUF file at {path}")
-        try:
-            from llama_cpp import Llama, llama_set_n_threads  # only CPU runs need the engine
+        try:  # only CPU runs need the engine
+            from llama_cpp import GGML_TYPE_Q8_0, llama_set_n_threads
+
+            from atlas_agent.models.gguf_speculation import SpeculativeLlama
         except ImportError as exc:
             raise ModelError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
         n_ctx = min(trained_context(path), MAX_CONTEXT)
         cores = threads or usable_cores()
         started = time.monotonic()
         try:
-            llm = Llama(
+            llm = SpeculativeLlama(
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=cores,
                 n_threads_batch=cores,  # paced alike: prompt batches meet at the same barriers
                 seed=seed,
+                # a token's logits then depend neither on its batch nor on the thread count, so
+                # speculation and pacing leave greedy output unchanged (gguf_speculation.py)
+                flash_attn=True,
+                type_k=GGML_TYPE_Q8_0,
+                type_v=GGML_TYPE_Q8_0,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
@@ -183,6 +215,7 @@ class LocalModel:
     def __init__(self, engine: LoadedModel, options: ModelOptions, seed: int) -> None:
         self._engine = engine
         self._options = options  # the run's, under this conversation's own sampling
+        self._speculation = cpu_speculation(options.local_speculation)
         self._seed = seed
         self._turns = 0
 
@@ -218,6 +251,7 @@ class LocalModel:
             max_tokens = reply_budget(len(tokens), engine.n_ctx, options.max_output_tokens)
             deadline = time.monotonic() + options.timeout_s  # waiting for the lock is not generating
             engine.pace()
+            draft = engine.draft_for(self._speculation)
             try:
                 reply = engine.llm.create_completion(
                     prompt=tokens,  # tokens, not text: what was counted is exactly what is read
@@ -230,6 +264,8 @@ class LocalModel:
             except (RuntimeError, ValueError) as exc:
                 engine.owner = None  # the cache may hold half a batch: start over next time
                 raise ModelError(f"llama.cpp could not generate: {exc}") from exc
+            if draft is not None:
+                engine.speculation.add(draft.stats)
         self._turns += 1
         choice = reply["choices"][0]
         stop_reason = "timeout" if timed_out else choice.get("finish_reason") or ""
@@ -253,6 +289,7 @@ class LocalProvider:
         self._name = name
         self.options = options or ModelOptions()
         self.seed = seed
+        cpu_speculation(self.options.local_speculation)  # refused before the model loads
         self.engine = load_engine(path, seed, self.options.threads)
 
     @property

@@ -3,7 +3,8 @@
 A thin adapter: the model, its chat template and the tool prompt are the in-process CPU backend's
 (models/gguf.py, models/chat_template.py), so a served model sees exactly what an in-process one
 does. One stream at a time: llama.cpp on the CPU has one KV cache. Its threads are paced by the
-machine's load, as in-process (cpu_threads.py).
+machine's load, as in-process (cpu_threads.py). It speculates as in-process too (prompt lookup unless
+`--speculation none`); each request's `Finish` says what speculation did, for `/metrics`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any
 
 from atlas_agent.models.chat_template import ChatFormat
 from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
-from atlas_agent.models.gguf import STOP, LoadedModel
+from atlas_agent.models.gguf import STOP, LoadedModel, cpu_speculation
+from atlas_agent.models.options import LOCAL_SPECULATION, Speculation
 
 
 class GGUFEngine:
     max_concurrency = 1
 
-    def __init__(self, loaded: LoadedModel, model_name: str) -> None:
+    def __init__(self, loaded: LoadedModel, model_name: str, speculation: Speculation = LOCAL_SPECULATION) -> None:
         self.loaded = loaded
         self.model_name = model_name
+        self.speculation = cpu_speculation(speculation)
         self.context_window = loaded.n_ctx
         self.chat = ChatFormat(loaded.template, loaded.bos_token, loaded.eos_token)
 
@@ -39,6 +42,7 @@ class GGUFEngine:
         with self.loaded.lock:
             self.loaded.owner = None  # the served conversation is not one of the in-process ones
             self.loaded.pace()
+            draft = self.loaded.draft_for(self.speculation)
             stream = self.loaded.llm.create_completion(
                 prompt=tokens,
                 max_tokens=max_tokens,
@@ -57,4 +61,7 @@ class GGUFEngine:
                         reason = "length" if choice["finish_reason"] == "length" else "stop"
             finally:
                 stream.close()
-        return Finish(reason=reason, completion_tokens=produced)  # type: ignore[arg-type]
+                if draft is not None:
+                    self.loaded.speculation.add(draft.stats)
+        stats = draft.stats if draft is not None else None
+        return Finish(reason=reason, completion_tokens=produced, speculation=stats)  # type: ignore[arg-type]

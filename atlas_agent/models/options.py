@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from atlas_agent.errors import ModelError
 from atlas_agent.models.retry import RetryPolicy
@@ -52,6 +52,13 @@ def price_for(model_id: str, override: Price | None = None) -> Price | None:
     return PRICES[max(matches, key=len)] if matches else None
 
 
+# none: one forward pass per token; ngram: prompt lookup (what followed an earlier occurrence of the last
+# few tokens is proposed and checked in one pass); draft: a small model of the same tokenizer proposes
+Speculation = Literal["none", "ngram", "draft"]
+# what an in-process model (local:, gguf:, exl2:) speculates with when `-M speculation` is not given
+LOCAL_SPECULATION: Speculation = "ngram"
+
+
 class ModelOptions(Sampling):
     """What `-M key=value` may set; unknown keys are errors. The sampling keys (`temperature`,
     `max_output_tokens`) are the run's defaults: a scaffold's `sampling:` overrides them."""
@@ -69,6 +76,21 @@ class ModelOptions(Sampling):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
+    speculation: Speculation | None = Field(
+        None, description=f"speculative decoding of an in-process model; default: {LOCAL_SPECULATION}"
+    )
+    draft_model: str | None = Field(None, description="the model directory `speculation: draft` drafts with")
+
+    @model_validator(mode="after")
+    def _draft_model_with_draft(self) -> ModelOptions:
+        if (self.speculation == "draft") != (self.draft_model is not None):
+            raise ValueError("speculation=draft needs draft_model=DIR, and draft_model needs speculation=draft")
+        return self
+
+    @property
+    def local_speculation(self) -> Speculation:
+        """What an in-process model speculates with: the option, else LOCAL_SPECULATION."""
+        return self.speculation or LOCAL_SPECULATION
 
     def with_sampling(self, sampling: Sampling | None) -> ModelOptions:
         """These options for one conversation: its own sampling (None: none) over the run's."""
@@ -83,6 +105,13 @@ class ModelOptions(Sampling):
         """What an in-process engine samples with: no temperature is greedy decoding, so it says 0.0
         rather than leave the default unnamed."""
         return Sampling(temperature=self.temperature or 0.0, max_output_tokens=self.max_output_tokens)
+
+
+def parse_speculation(value: str) -> Speculation:
+    """A speculation setting by name, or one ModelError line."""
+    if value not in get_args(Speculation):
+        raise ModelError(f"unknown speculation {value!r}: use none, ngram or draft")
+    return cast(Speculation, value)
 
 
 def parse_model_options(items: list[str]) -> ModelOptions:
@@ -103,4 +132,5 @@ def parse_model_options(items: list[str]) -> ModelOptions:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"])
         message = "unknown model option" if error["type"] == "extra_forbidden" else error["msg"]
-        raise ModelError(f"-M {where}: {message}") from exc
+        message = message.removeprefix("Value error, ")
+        raise ModelError(f"-M {where}: {message}" if where else f"-M: {message}") from exc

@@ -6,9 +6,10 @@ Only the event loop updates and reads them, so they need no lock.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from atlas_agent.models.engine import Finish
+from atlas_agent.models.engine import Finish, SpeculationStats
 
 # decode speed is averaged over this many recent requests: recent enough to show a slowdown
 # (a longer context, more concurrent agents), long enough not to jump with every request
@@ -39,6 +40,7 @@ class Metrics:
     # reuse ratios only count requests whose engine reported reuse: an unknown is not a zero
     reported_prompt_tokens: int = 0
     reused_prompt_tokens: int = 0
+    speculation: SpeculationStats | None = None  # None until a request reports speculation
     _decode: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=DECODE_WINDOW))
 
     def record(self, prompt_tokens: int, finish: Finish, decode_s: float) -> None:
@@ -50,6 +52,9 @@ class Metrics:
         if finish.cached_tokens is not None:
             self.reported_prompt_tokens += prompt_tokens
             self.reused_prompt_tokens += cached
+        if finish.speculation is not None:
+            self.speculation = self.speculation or SpeculationStats()
+            self.speculation.add(finish.speculation)
         # the first piece came with the prefill; the tokens after it are pure decoding
         if finish.completion_tokens > 1 and decode_s > 0:
             self._decode.append((finish.completion_tokens - 1, decode_s))
@@ -94,6 +99,8 @@ class Metrics:
         if self.reported_prompt_tokens:
             ratio = self.reused_prompt_tokens / self.reported_prompt_tokens
             metric("prefix_reuse_ratio", "gauge", "Reused / prompt tokens where the engine reports reuse.", {"": ratio})
+        if self.speculation is not None:
+            self._render_speculation(metric, self.speculation)
         metric(
             "decode_tokens_per_second",
             "gauge",
@@ -101,3 +108,30 @@ class Metrics:
             {"": self.decode_tokens_per_s()},
         )
         return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _render_speculation(metric: Callable[[str, str, str, dict[str, float]], None], stats: SpeculationStats) -> None:
+        metric(
+            "speculation_verify_steps_total",
+            "counter",
+            "Forward passes that checked drafted tokens (a generation's last one is not scored).",
+            {"": stats.verify_steps},
+        )
+        metric("speculation_draft_tokens_total", "counter", "Tokens drafted and checked.", {"": stats.draft_tokens})
+        metric(
+            "speculation_accepted_tokens_total",
+            "counter",
+            "Drafted tokens the model kept.",
+            {"": stats.accepted_tokens},
+        )
+        if stats.draft_tokens:
+            rate = stats.accepted_tokens / stats.draft_tokens
+            metric("speculation_acceptance_rate", "gauge", "Accepted / drafted tokens.", {"": rate})
+        if stats.verify_steps:
+            per_step = stats.accepted_tokens / stats.verify_steps
+            metric(
+                "speculation_accepted_tokens_per_step",
+                "gauge",
+                "Drafted tokens kept per verify step (the model's own next token not counted).",
+                {"": per_step},
+            )
