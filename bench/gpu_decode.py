@@ -1,6 +1,6 @@
 """Decode speed of the ExLlamaV2 runtime that `atlas serve exl2:DIR` and `--model exl2:DIR` use.
 
-    python bench/gpu_decode.py [--model DIR] [--layers 8] [--out results.json]
+    python bench/gpu_decode.py [--model DIR | --format fp16|exl2|exl3 --bits 4.0] [--layers 8] [--out results.json]
 
 Without --model it writes a random-weight model with Qwen2.5-Coder-32B's layer shape
 (bench/synthetic_model.py; FP16, so the bytes read per token are known exactly) and measures:
@@ -29,10 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runnable from a checkout without installing the package
 sys.path.insert(0, str(ROOT / "bench"))
 
+from safetensors_shards import gpu_weight_bytes  # noqa: E402
 from synthetic_model import make_model  # noqa: E402
+from synthetic_quant import make_exl2_model, make_exl3_model  # noqa: E402
 
 from atlas_agent.models.engine import Finish  # noqa: E402
-from atlas_agent.models.exl2 import Exl2Runtime, load_runtime  # noqa: E402
+from atlas_agent.models.exl2 import load_runtime  # noqa: E402
+from atlas_agent.models.gpu_runtime import GpuRuntime  # noqa: E402
 from atlas_agent.vocabulary import Message, ToolCall, ToolSpec  # noqa: E402
 
 TARGETS = {"roofline": 0.75, "aggregate_8": 4.0, "reuse_from_turn_2": 0.90}
@@ -62,20 +65,7 @@ def copy_bandwidth(gib: int = 4, runs: int = 10) -> float:
     return 2 * gib * 1024**3 / seconds
 
 
-def gpu_weight_bytes(model_dir: Path) -> int:
-    """Bytes of the weights the GPU reads per token: every tensor in the safetensors files except the
-    token embedding table, which ExLlamaV2 keeps in system RAM (read from the headers, nothing loaded)."""
-    total = 0
-    for file in model_dir.glob("*.safetensors"):
-        with file.open("rb") as f:
-            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-        for name, entry in header.items():
-            if name != "__metadata__" and "embed_tokens" not in name:
-                total += entry["data_offsets"][1] - entry["data_offsets"][0]
-    return total
-
-
-def timed_generation(runtime: Exl2Runtime, prompt: str, max_tokens: int) -> tuple[Finish, float, float]:
+def timed_generation(runtime: GpuRuntime, prompt: str, max_tokens: int) -> tuple[Finish, float, float]:
     """(finish, seconds from request to first piece, seconds from first piece to the end)."""
     started = time.perf_counter()
     first: float | None = None
@@ -89,12 +79,12 @@ def timed_generation(runtime: Exl2Runtime, prompt: str, max_tokens: int) -> tupl
             return done.value, (first or end) - started, end - (first or end)
 
 
-def prompt_of(runtime: Exl2Runtime, tag: str, words: int = 200) -> str:
+def prompt_of(runtime: GpuRuntime, tag: str, words: int = 200) -> str:
     text = " ".join(f"{tag}-{i}" for i in range(words))
     return runtime.chat.render([Message(role="user", content=text)], [])
 
 
-def single_stream(runtime: Exl2Runtime, tokens: int, runs: int = 3) -> float:
+def single_stream(runtime: GpuRuntime, tokens: int, runs: int = 3) -> float:
     rates = []
     for i in range(runs):
         finish, _, decode_s = timed_generation(runtime, prompt_of(runtime, f"single{i}"), tokens)
@@ -102,7 +92,7 @@ def single_stream(runtime: Exl2Runtime, tokens: int, runs: int = 3) -> float:
     return statistics.median(rates)
 
 
-def aggregate(runtime: Exl2Runtime, agents: int, tokens: int) -> float:
+def aggregate(runtime: GpuRuntime, agents: int, tokens: int) -> float:
     produced: list[int] = []
     lock = threading.Lock()
 
@@ -120,7 +110,7 @@ def aggregate(runtime: Exl2Runtime, agents: int, tokens: int) -> float:
     return sum(produced) / (time.perf_counter() - started)
 
 
-def replayed_conversation(runtime: Exl2Runtime, turns: int) -> list[dict[str, Any]]:
+def replayed_conversation(runtime: GpuRuntime, turns: int) -> list[dict[str, Any]]:
     """Prompt tokens, cached tokens and time to first token for each turn of a replayed agent session."""
     files = sorted((ROOT / "atlas_agent").rglob("*.py"))
     system = (ROOT / "scaffolds" / "tools.yaml").read_text()
@@ -146,9 +136,28 @@ def replayed_conversation(runtime: Exl2Runtime, turns: int) -> list[dict[str, An
     return rows
 
 
+def make_random(form: str, layers: int, bits: float) -> Path:
+    """A random model of Qwen2.5-Coder-32B's layer shape, FP16 (synthetic_model.py) or quantized."""
+    out = Path(tempfile.mkdtemp()) / "bench"
+    if form == "fp16":
+        return make_model(out, "qwen32b-layers", layers)
+    return (make_exl2_model if form == "exl2" else make_exl3_model)(out, "qwen32b", layers, bits)
+
+
+def load(form: str, model_dir: Path, agents: int) -> Any:
+    """The runtime `atlas serve` would load, without speculation: this measures plain decoding."""
+    if form == "exl3":
+        from atlas_agent.models.exl3 import load_runtime as load_exl3
+
+        return load_exl3(model_dir, agents=agents, context=16384, speculation="none")
+    return load_runtime(model_dir, agents=agents, context=16384, speculation="none")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model directory (default: a random 32B-shaped one)")
+    parser.add_argument("--format", choices=("fp16", "exl2", "exl3"), default="fp16", help="of the random model")
+    parser.add_argument("--bits", type=float, default=4.0, help="bits per weight of a quantized random model")
     parser.add_argument("--layers", type=int, default=8, help="layers of the random model")
     parser.add_argument("--tokens", type=int, default=256, help="tokens to decode per measurement")
     parser.add_argument("--agents", type=int, default=8)
@@ -159,13 +168,13 @@ def main() -> None:
     import torch
 
     bandwidth = copy_bandwidth()
-    model_dir = args.model or make_model(Path(tempfile.mkdtemp()) / "bench", "qwen32b-layers", args.layers)
-    runtime = load_runtime(model_dir, agents=args.agents, context=16384)
+    model_dir = args.model or make_random(args.format, args.layers, args.bits)
+    runtime = load(args.format, model_dir, args.agents)
     weights = gpu_weight_bytes(model_dir)
     roofline = bandwidth / weights
     single = single_stream(runtime, args.tokens)
     matmul_single = None
-    if not runtime.paged:
+    if args.format != "exl3" and not getattr(runtime, "paged", True):
         # baseline in the same run: every step through exllamav2's matmul attention, as before decode
         # went through SDPA (models/exl2_attention.py)
         runtime.model.config.no_sdpa = True

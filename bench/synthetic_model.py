@@ -19,6 +19,9 @@ SHAPES: dict[str, dict[str, int]] = {
     # one Qwen2.5-Coder-32B decoder layer is 487.6M parameters, 0.98 GB in FP16
     "qwen32b-layers": {"hidden_size": 5120, "intermediate_size": 27648, "num_attention_heads": 40,
                        "num_key_value_heads": 8, "num_hidden_layers": 8},
+    # the whole of Qwen2.5-Coder-32B's decoder stack (the vocabulary stays the small one trained here)
+    "qwen32b": {"hidden_size": 5120, "intermediate_size": 27648, "num_attention_heads": 40,
+                "num_key_value_heads": 8, "num_hidden_layers": 64},
     # small enough to load in a second: for tests
     "tiny": {"hidden_size": 512, "intermediate_size": 1536, "num_attention_heads": 8,
              "num_key_value_heads": 2, "num_hidden_layers": 4},
