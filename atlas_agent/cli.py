@@ -305,7 +305,7 @@ class SpeculationChoice(StrEnum):
 @app.command("serve")
 @friendly_errors
 def serve_command(
-    model: Annotated[str, typer.Argument(help="local:smollm2, gguf:PATH, or exl2:MODEL_DIR (GPU).")],
+    model: Annotated[str, typer.Argument(help="local:smollm2, gguf:PATH, exl2:MODEL_DIR or exl3:MODEL_DIR (GPU).")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     agents: Annotated[int, typer.Option("--agents", "-n", min=1, help="Concurrent agents to size the cache for.")] = 1,
@@ -314,6 +314,9 @@ def serve_command(
     speculation: Annotated[
         SpeculationChoice | None, typer.Option(help="Speculative decoding (default: ngram, prompt lookup).")
     ] = None,
+    draft_model: Annotated[
+        str | None, typer.Option(help="Model directory --speculation draft drafts with (same tokenizer).")
+    ] = None,
 ) -> None:
     """Serve a local model over the OpenAI Chat Completions API (tools, streaming, /metrics)."""
     from atlas_agent.models.options import parse_speculation
@@ -321,7 +324,9 @@ def serve_command(
     from atlas_agent.serve.open import open_engine
 
     chosen = parse_speculation(speculation.value) if speculation else None
-    engine = open_engine(model, agents=agents, context=context, cache=cache, speculation=chosen)
+    engine = open_engine(
+        model, agents=agents, context=context, cache=cache, speculation=chosen, draft_model=draft_model
+    )
     console.print(f"serving {engine.model_name} at http://{host}:{port}/v1 (window {engine.context_window} tokens)")
     serve(engine, host, port, engine.model_name)
 
@@ -344,17 +349,31 @@ def models_prepare(
 @app.command("plan-vram")
 @friendly_errors
 def plan_vram(
-    model_dir: Annotated[Path, typer.Argument(help="EXL2 model directory (or its config.json).")],
+    model_dir: Annotated[Path, typer.Argument(help="EXL2 or EXL3 model directory (or its config.json).")],
     vram: Annotated[str, typer.Option(help="GPU memory: 24GiB, 24000MiB, 24GB (decimal).")] = "24GiB",
     agents: Annotated[int, typer.Option("--agents", "-n", help="Concurrent agents.")] = 1,
     bpw: Annotated[float | None, typer.Option(help="Bits per weight, if config.json has none.")] = None,
+    quant_format: Annotated[
+        str | None, typer.Option("--format", help="exl2 or exl3 weights, if config.json names neither.")
+    ] = None,
+    draft: Annotated[
+        Path | None, typer.Option(help="Draft model directory of `-M speculation=draft`: counted on top.")
+    ] = None,
     cache: Annotated[str | None, typer.Option(help="Force FP16, Q8, Q6 or Q4.")] = None,
     min_context: Annotated[int, typer.Option(help="Tokens every agent needs.")] = 16384,
 ) -> None:
     """Pick the KV-cache type and context per agent that fit one GPU."""
     from atlas_agent.modelfiles.vram import choose_plan, load_model_shape, plan_request, render_plan
 
-    request = plan_request(vram=vram, agents=agents, bpw=bpw, cache_type=cache, min_context=min_context)
+    request = plan_request(
+        vram=vram,
+        agents=agents,
+        bpw=bpw,
+        quant_format=quant_format,
+        draft=load_model_shape(draft) if draft else None,
+        cache_type=cache,
+        min_context=min_context,
+    )
     typer.echo(render_plan(choose_plan(load_model_shape(model_dir), request)))
 
 

@@ -144,7 +144,10 @@ def test_a_dequantized_gguf_config_is_made_readable_for_exllamav2() -> None:
         (["models", "prepare", "nowhere", "OUT"], "nowhere is neither local:NAME, a .gguf file, nor a model"),
         (["models", "prepare", "local:tiny", "OUT"], "unknown local model 'tiny'"),
         (["serve", "exl2:missing"], "is no model directory (no config.json): see `atlas models prepare`"),
-        (["serve", "nothing-here"], "cannot serve 'nothing-here': use local:smollm2, gguf:PATH or exl2:MODEL_DIR"),
+        (
+            ["serve", "nothing-here"],
+            "cannot serve 'nothing-here': use local:smollm2, gguf:PATH, exl2:MODEL_DIR or exl3:",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
@@ -260,7 +263,7 @@ def test_a_conversations_sampling_reaches_the_generator(tmp_path: Path, monkeypa
         return scripted_job(input_ids, max_tokens, stops, temperature, key)
 
     runtime._new_job = recording_job  # type: ignore[method-assign]
-    monkeypatch.setattr(exl2, "load_runtime", lambda _model_dir: runtime)
+    monkeypatch.setattr(exl2, "load_runtime", lambda _model_dir, **_settings: runtime)
     provider = Exl2Provider(tmp_path, ModelOptions(temperature=0.2, max_output_tokens=900))
     for sampling in (None, Sampling(temperature=0.9, max_output_tokens=321), Sampling(max_output_tokens=5)):
         model = provider.for_instance("x", sampling=sampling)

@@ -1,15 +1,17 @@
 """The ExLlamaV2 backend on a real GPU: logits equal to transformers', load and generate, prefix
 reuse across an agent's turns, cancellation, a tool call written by a real instruct model and read
-back, and `atlas serve` with 8 concurrent clients. Skipped, with the reason, where there is no CUDA
-device or no exllamav2.
+back, `atlas serve` with 8 concurrent clients, and speculative decoding (n-gram and draft model:
+greedy output unchanged token for token, acceptance counted, and shown in `/metrics`). Skipped, with
+the reason, where there is no CUDA device or no exllamav2.
 
-Models: a random-weight model made here (bench/synthetic_model.py, tokenizer included), and for the
+Models: random-weight models made here (bench/synthetic_model.py, tokenizer included), and for the
 tool-call test a real instruct model named by ATLAS_GPU_INSTRUCT_MODEL: an EXL2 directory, or the FP16
 one `atlas models prepare local:smollm2 DIR` writes on its way (it passed on an H100 with the latter).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -24,43 +26,29 @@ if not torch.cuda.is_available():
     pytest.skip("GPU tests need a CUDA device; none is visible", allow_module_level=True)
 pytest.importorskip("exllamav2", reason="GPU tests need exllamav2: pip install 'atlas-agent[gpu]'")
 
+from gpu_support import BASH, SOURCE, chat, complete  # noqa: E402
 from serve_harness import Server  # noqa: E402
 
 from atlas_agent.models.engine import Finish  # noqa: E402
 from atlas_agent.models.exl2 import Exl2Provider, Exl2Runtime, load_runtime  # noqa: E402
 from atlas_agent.models.options import ModelOptions  # noqa: E402
-from atlas_agent.vocabulary import Message, ToolSpec  # noqa: E402
+from atlas_agent.serve.open import open_engine  # noqa: E402
+from atlas_agent.vocabulary import Message  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from synthetic_model import make_model  # noqa: E402
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(600)]
-BASH = ToolSpec(
-    name="bash",
-    description="Run a shell command and return its output.",
-    parameters={"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
-)
-SOURCE = Path(__file__).resolve().parent.parent / "atlas_agent" / "agent.py"
 
 
 @pytest.fixture(scope="module")
-def runtime(tmp_path_factory: pytest.TempPathFactory) -> Exl2Runtime:
-    return load_runtime(make_model(tmp_path_factory.mktemp("tiny"), "tiny"), context=4096)
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model(tmp_path_factory.mktemp("tiny"), "tiny")
 
 
-def complete(runtime: Exl2Runtime, prompt: str, max_tokens: int) -> tuple[str, Finish]:
-    stream = runtime.generate(prompt, max_tokens=max_tokens, temperature=None, stop=[])
-    pieces: list[str] = []
-    while True:
-        try:
-            pieces.append(next(stream))
-        except StopIteration as done:
-            return "".join(pieces), done.value
-
-
-def chat(runtime: Exl2Runtime, *contents: str) -> str:
-    turns = [Message(role="user" if i % 2 == 0 else "assistant", content=c) for i, c in enumerate(contents)]
-    return runtime.chat.render([Message(role="system", content="You fix bugs."), *turns], [BASH])
+@pytest.fixture(scope="module")
+def runtime(tiny_model: Path) -> Exl2Runtime:
+    return load_runtime(tiny_model, context=4096, speculation="none")
 
 
 def test_load_and_greedy_generation_repeats(runtime: Exl2Runtime) -> None:
@@ -177,3 +165,64 @@ def test_logits_match_transformers(runtime: Exl2Runtime) -> None:
     assert (expected - prompt).abs().max().item() < 0.05 * scale, "prompt positions differ"
     assert (expected[-1] - decoded).abs().max().item() < 0.05 * scale, "the decoded token differs"
     assert decoded.topk(5).indices.tolist() == expected[-1].topk(5).indices.tolist()
+
+
+def repeated_code(runtime: Exl2Runtime) -> str:
+    """A prompt in which a code file appears twice: n-grams of the file find their continuation."""
+    code = SOURCE.read_text()[:2500]
+    return chat(runtime, f"Here is the file:\n{code}\nAnd here it is again:\n{code}\nRepeat it once more.")
+
+
+def assert_speculation_is_lossless(plain: Exl2Runtime, speculating: Exl2Runtime, tokens: int = 256) -> Finish:
+    """Greedy output with speculation is the output without it, token for token; its stats counted."""
+    prompt = repeated_code(plain)
+    expected, without = complete(plain, prompt, tokens)
+    text, finish = complete(speculating, prompt, tokens)
+    assert without.speculation is None and finish.speculation is not None
+    assert finish.completion_tokens == without.completion_tokens >= 200, "a reply long enough to compare"
+    assert text == expected
+    stats = finish.speculation
+    assert stats.verify_steps > 0 and stats.draft_tokens >= stats.accepted_tokens > 0, stats
+    assert stats.verify_steps <= finish.completion_tokens
+    return finish
+
+
+def test_ngram_speculation_leaves_greedy_output_unchanged(runtime: Exl2Runtime, tiny_model: Path) -> None:
+    speculating = load_runtime(tiny_model, context=4096, speculation="ngram")
+    assert speculating is not runtime and speculating.speculation == "ngram"
+    assert load_runtime(tiny_model, context=4096, speculation="ngram") is speculating, "one per settings"
+    assert_speculation_is_lossless(runtime, speculating)
+
+
+def test_a_draft_model_leaves_greedy_output_unchanged(
+    runtime: Exl2Runtime, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The draft is a second model written by the same maker: its tokenizer is trained deterministically on
+    the same sources (the vocabularies are compared here, and again when the runtime loads), and with the
+    same shape its random weights come from the same seed, so its drafts are mostly kept: acceptance is
+    then certain to be non-zero. Output equality holds for any draft, however poor."""
+    draft = make_model(tmp_path_factory.mktemp("draft"), "tiny")
+    vocabulary = [json.loads((d / "tokenizer.json").read_text())["model"]["vocab"] for d in (tiny_model, draft)]
+    assert vocabulary[0] == vocabulary[1]
+    speculating = load_runtime(tiny_model, context=4096, speculation="draft", draft_model=draft)
+    finish = assert_speculation_is_lossless(runtime, speculating)
+    assert finish.speculation is not None and finish.speculation.accepted_tokens > finish.completion_tokens / 4
+
+
+def test_metrics_report_speculation(tiny_model: Path) -> None:
+    engine = open_engine(f"exl2:{tiny_model}", context=4096)  # `atlas serve exl2:DIR`: ngram by default
+    assert isinstance(engine, Exl2Runtime) and engine.speculation == "ngram"
+    with Server(engine, engine.model_name) as server:
+        provider = server.client(timeout_s=120, max_output_tokens=200)
+        code = SOURCE.read_text()[:2500]
+        ask = Message(role="user", content=f"{code}\n{code}\nRepeat the file.")
+        turn = provider.for_instance("spec").complete([ask], [])
+        metrics = server.metrics()
+    assert turn.usage.output_tokens > 0
+    assert metrics["atlas_serve_speculation_verify_steps_total"] > 0
+    assert (
+        metrics["atlas_serve_speculation_draft_tokens_total"]
+        >= metrics["atlas_serve_speculation_accepted_tokens_total"]
+        > 0
+    )
+    assert 0 < metrics["atlas_serve_speculation_acceptance_rate"] <= 1

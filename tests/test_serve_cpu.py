@@ -92,22 +92,22 @@ def ask_to_repeat_code(url: str) -> None:
     assert turn.usage.output_tokens > 40
 
 
-def test_metrics_report_the_acceptance_of_prompt_lookup(server: str) -> None:
-    """The default server speculates; /metrics says how much of the drafted text the model kept."""
-    before = speculation_metrics(server).get("speculation_accepted_tokens_total", 0)
-    ask_to_repeat_code(server)
-    after = speculation_metrics(server)
+def test_metrics_report_the_acceptance_of_prompt_lookup() -> None:
+    """A server that speculates: /metrics says how much of the drafted text the model kept."""
+    with serving("--speculation", "ngram") as url:
+        ask_to_repeat_code(url)
+        after = speculation_metrics(url)
     accepted, drafted = after["speculation_accepted_tokens_total"], after["speculation_draft_tokens_total"]
-    assert accepted - before >= 10 and after["speculation_verify_steps_total"] > 0
+    assert accepted >= 10 and after["speculation_verify_steps_total"] > 0
     assert after["speculation_acceptance_rate"] == pytest.approx(accepted / drafted)
     per_step = accepted / after["speculation_verify_steps_total"]
     assert after["speculation_accepted_tokens_per_step"] == pytest.approx(per_step)
 
 
-def test_a_server_started_without_speculation_drafts_nothing() -> None:
-    with serving("--speculation", "none") as url:
-        ask_to_repeat_code(url)
-        assert speculation_metrics(url) == {}, "no speculation, so nothing to report"
+def test_a_cpu_server_does_not_speculate_by_default(server: str) -> None:
+    """On the CPU prompt lookup costs more than it saves on agent turns (docs/models.md): off unless asked."""
+    ask_to_repeat_code(server)
+    assert speculation_metrics(server) == {}, "no speculation, so nothing to report"
 
 
 @pytest.mark.docker

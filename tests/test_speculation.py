@@ -13,7 +13,7 @@ from atlas_agent.errors import ModelError
 from atlas_agent.models import open_provider
 from atlas_agent.models.engine import SpeculationStats
 from atlas_agent.models.gguf import LocalProvider
-from atlas_agent.models.options import parse_model_options, parse_speculation
+from atlas_agent.models.options import CPU_SPECULATION, GPU_SPECULATION, parse_model_options, parse_speculation
 from atlas_agent.serve.open import open_engine
 from atlas_agent.tasks import MINI_SUITE_DIR
 from atlas_agent.vocabulary import Message
@@ -61,7 +61,7 @@ def test_greedy_replies_with_prompt_lookup_equal_plain_decoding_token_for_token(
 @needs_model
 def test_the_speculation_option_reaches_the_engine() -> None:
     messages = [SYSTEM, Message(role="user", content=REPEAT_ASKS[1])]
-    for items, drafted in ((["speculation=none"], False), ([], True), (["speculation=ngram"], True)):
+    for items, drafted in ((["speculation=none"], False), ([], False), (["speculation=ngram"], True)):
         chosen = provider("max_output_tokens=40", *items)
         engine = chosen.engine
         before = engine.speculation.verify_steps
@@ -73,9 +73,10 @@ def test_the_speculation_option_reaches_the_engine() -> None:
 @needs_model
 def test_the_served_engine_takes_the_speculation_it_is_given() -> None:
     assert getattr(open_engine("local:smollm2", speculation="none"), "speculation", None) == "none"
-    assert getattr(open_engine("local:smollm2"), "speculation", None) == "ngram", "the default"
-    with pytest.raises(ModelError, match="speculation=draft needs an exl2: model"):
-        open_engine("local:smollm2", speculation="draft")
+    assert getattr(open_engine("local:smollm2", speculation="ngram"), "speculation", None) == "ngram"
+    assert getattr(open_engine("local:smollm2"), "speculation", None) == "none", "the CPU's default"
+    with pytest.raises(ModelError, match="speculation=draft needs an exl2: or exl3: model"):
+        open_engine("local:smollm2", speculation="draft", draft_model="/models/small")
 
 
 @needs_model
@@ -101,19 +102,22 @@ def test_draft_speculation_needs_a_draft_model_and_remote_models_refuse_speculat
         parse_model_options(["draft_model=/models/small"])
     with pytest.raises(ModelError, match="-M speculation: Input should be 'none', 'ngram' or 'draft'"):
         parse_model_options(["speculation=fast"])
-    assert parse_model_options([]).local_speculation == "ngram", "on by default for local models"
+    defaults = parse_model_options([])
+    assert (defaults.speculation_or(GPU_SPECULATION), defaults.speculation_or(CPU_SPECULATION)) == ("ngram", "none")
     assert parse_speculation("none") == "none"
     with pytest.raises(ModelError, match=r"^unknown speculation 'fast': use none, ngram or draft$"):
         parse_speculation("fast")
     ngram = parse_model_options(["speculation=ngram"])
     with pytest.raises(ModelError, match=r"applies to in-process models .* not anthropic: ones"):
         open_provider("claude-sonnet-4-5", ngram)
-    with pytest.raises(ModelError, match="not available for exl2: models yet; use speculation=none"):
-        open_provider("exl2:/models/none-here", ngram)
+    # GPU models speculate too: the spec is accepted, and only the missing directory stops it
+    for kind in ("exl2", "exl3"):
+        with pytest.raises(ModelError, match="is no model directory"):
+            open_provider(f"{kind}:/models/none-here", ngram)
 
 
 @needs_model
 def test_draft_speculation_is_refused_on_the_cpu_before_loading() -> None:
     options = parse_model_options(["speculation=draft", "draft_model=/models/small"])
-    with pytest.raises(ModelError, match=r"^speculation=draft needs an exl2: model; on the CPU use ngram"):
+    with pytest.raises(ModelError, match=r"^speculation=draft needs an exl2: or exl3: model; on the CPU use ngram"):
         open_provider("local:smollm2", options)

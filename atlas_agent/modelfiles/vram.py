@@ -1,7 +1,10 @@
 """VRAM planner: which KV-cache type and context per agent fit one GPU serving an EXL2 model with ExLlamaV2
-(or an EXL3 one: its weights are counted as ExLlamaV3 stores them, weights.py).
+or an EXL3 one with ExLlamaV3 (its weights counted as ExLlamaV3 stores them, weights.py).
 
 Each term mirrors what exllamav2 0.3.x allocates on the GPU; docs/vram.md gives the formulas and their sources.
+ExLlamaV3's caches take the same bytes per token for the types planned here: its CacheLayer_quant with
+k_bits = v_bits = 8, 6 or 4 packs those bits per value plus one FP16 scale per 32 values for keys and for
+values, and its get_kv dequantizes one whole layer into FP16 for attention, as ExLlamaV2's quantized caches do.
 The dynamic generator shares one paged cache between all agents, so the plan reserves agents x context tokens.
 With `speculation: draft` the draft model's weights, working memory and cache (as long as the main one: the
 generator drafts for every job) come on top.

@@ -17,7 +17,7 @@ __all__ = [
 
 def open_provider(spec: str, options: ModelOptions | None = None) -> ModelProvider:
     """Claude ids / `anthropic:MODEL`, `openai:BASE_URL/MODEL`, `local:smollm2` / `gguf:PATH` (CPU, in-process),
-    `exl2:MODEL_DIR` (GPU, in-process), or `replay:FILE` (`replay:NAME` a bundled one)."""
+    `exl2:MODEL_DIR` / `exl3:MODEL_DIR` (GPU, in-process), or `replay:FILE` (`replay:NAME` a bundled one)."""
     backend, options = backend_for(spec), options or ModelOptions()
     backend.check_speculation(options.speculation)
     return backend.open(options)

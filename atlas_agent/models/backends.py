@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from atlas_agent.errors import ModelError
 from atlas_agent.models.base import ModelProvider
-from atlas_agent.models.options import LOCAL_SPECULATION, ModelOptions, Speculation
+from atlas_agent.models.options import CPU_SPECULATION, GPU_SPECULATION, ModelOptions, Speculation
 
 if TYPE_CHECKING:
     from atlas_agent.models.engine import Engine
@@ -27,7 +27,19 @@ class EngineSizing:
     agents: int = 1
     context: int | None = None
     cache: str | None = None
-    speculation: Speculation | None = None  # None: LOCAL_SPECULATION
+    speculation: Speculation | None = None  # None: the backend's default (options.py)
+    draft_model: str | None = None  # the model directory `speculation: draft` drafts with
+
+    def runtime_settings(self) -> dict[str, Any]:
+        """What a GPU runtime is loaded with (exl2.py, exl3.py `load_runtime`)."""
+        draft = Path(self.draft_model).expanduser() if self.draft_model else None
+        return {
+            "agents": self.agents,
+            "context": self.context,
+            "cache": self.cache,
+            "speculation": self.speculation or GPU_SPECULATION,
+            "draft_model": draft,
+        }
 
 
 class _Backend(BaseModel):
@@ -42,9 +54,8 @@ class _Backend(BaseModel):
     def check_speculation(self, speculation: Speculation | None) -> None:
         """One ModelError line for a speculation this backend cannot do (None: its default)."""
         if speculation not in (None, "none") and not self.speculates:
-            raise ModelError(
-                f"speculation={speculation} applies to in-process models (local:, gguf:, exl2:), not {self.kind}: ones"
-            )
+            local = "local:, gguf:, exl2:, exl3:"
+            raise ModelError(f"speculation={speculation} applies to in-process models ({local}), not {self.kind}: ones")
 
     def open_engine(self, sizing: EngineSizing) -> Engine:
         """The engine `atlas serve` puts behind its API; only in-process backends have one."""
@@ -125,21 +136,15 @@ class GGUFBackend(_Backend):
 
         local = self.kind == "local"
         path = bundled_gguf(self.target) if local else Path(self.target).expanduser()
-        speculation = sizing.speculation or LOCAL_SPECULATION
+        speculation = sizing.speculation or CPU_SPECULATION
         return GGUFEngine(load_engine(path), self.target if local else path.stem, speculation)
 
 
 class Exl2Backend(_Backend):
-    """`exl2:MODEL_DIR`, on the GPU in this process."""
+    """`exl2:MODEL_DIR`, on the GPU in this process with ExLlamaV2."""
 
     kind: Literal["exl2"]
     speculates = True
-
-    def check_speculation(self, speculation: Speculation | None) -> None:
-        """Recorded as speculating (LOCAL_SPECULATION is its default too), but the ExLlamaV2 runtime
-        decodes without it yet: asking for it explicitly is refused rather than ignored."""
-        if speculation not in (None, "none"):
-            raise ModelError(f"speculation={speculation} is not available for exl2: models yet; use speculation=none")
 
     def open(self, options: ModelOptions) -> ModelProvider:
         from atlas_agent.models.exl2 import Exl2Provider  # ExLlamaV2 and torch load only for GPU runs
@@ -150,19 +155,36 @@ class Exl2Backend(_Backend):
         """ExLlamaV2 on the GPU, its cache planned for `sizing` (see `atlas plan-vram`)."""
         from atlas_agent.models.exl2 import load_runtime
 
-        self.check_speculation(sizing.speculation)
-        model_dir = Path(self.target).expanduser()
-        return load_runtime(model_dir, agents=sizing.agents, context=sizing.context, cache=sizing.cache)
+        return load_runtime(Path(self.target).expanduser(), **sizing.runtime_settings())
+
+
+class Exl3Backend(_Backend):
+    """`exl3:MODEL_DIR`, on the GPU in this process with ExLlamaV3."""
+
+    kind: Literal["exl3"]
+    speculates = True
+
+    def open(self, options: ModelOptions) -> ModelProvider:
+        from atlas_agent.models.exl3 import Exl3Provider  # ExLlamaV3 and torch load only for GPU runs
+
+        return Exl3Provider(Path(self.target).expanduser(), options)
+
+    def open_engine(self, sizing: EngineSizing) -> Engine:
+        """ExLlamaV3 on the GPU, its cache planned for `sizing` (see `atlas plan-vram`)."""
+        from atlas_agent.models.exl3 import load_runtime
+
+        return load_runtime(Path(self.target).expanduser(), **sizing.runtime_settings())
 
 
 BackendConfig = Annotated[
-    ReplayBackend | ClaudeBackend | OpenAIBackend | GGUFBackend | Exl2Backend, Field(discriminator="kind")
+    ReplayBackend | ClaudeBackend | OpenAIBackend | GGUFBackend | Exl2Backend | Exl3Backend,
+    Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[BackendConfig] = TypeAdapter(BackendConfig)
-SERVABLE = "local:smollm2, gguf:PATH or exl2:MODEL_DIR"
+SERVABLE = "local:smollm2, gguf:PATH, exl2:MODEL_DIR or exl3:MODEL_DIR"
 USAGE = (
     "use a Claude id (claude-sonnet-4-5), openai:BASE_URL/MODEL, local:smollm2, gguf:PATH, exl2:MODEL_DIR, "
-    "or replay:FILE.yaml"
+    "exl3:MODEL_DIR, or replay:FILE.yaml"
 )
 
 

@@ -34,7 +34,7 @@ from atlas_agent.models.base import Turn
 from atlas_agent.models.chat_template import CHATML_TEMPLATE, chat_turns, render_prompt
 from atlas_agent.models.cpu_threads import ThreadPacer, usable_cores
 from atlas_agent.models.engine import SpeculationStats
-from atlas_agent.models.options import ModelOptions, Speculation
+from atlas_agent.models.options import CPU_SPECULATION, ModelOptions, Speculation
 from atlas_agent.models.toolcall_parser import read_text_turn
 from atlas_agent.vocabulary import Message, Sampling, ToolSpec, Usage
 
@@ -143,7 +143,7 @@ class LoadedModel:
 def cpu_speculation(speculation: Speculation) -> Speculation:
     """`speculation` if the CPU engine can do it; `draft` is one ModelError line."""
     if speculation == "draft":
-        raise ModelError("speculation=draft needs an exl2: model; on the CPU use ngram (the default) or none")
+        raise ModelError("speculation=draft needs an exl2: or exl3: model; on the CPU use ngram (the default) or none")
     return speculation
 
 
@@ -215,7 +215,7 @@ class LocalModel:
     def __init__(self, engine: LoadedModel, options: ModelOptions, seed: int) -> None:
         self._engine = engine
         self._options = options  # the run's, under this conversation's own sampling
-        self._speculation = cpu_speculation(options.local_speculation)
+        self._speculation = cpu_speculation(options.speculation_or(CPU_SPECULATION))
         self._seed = seed
         self._turns = 0
 
@@ -289,7 +289,7 @@ class LocalProvider:
         self._name = name
         self.options = options or ModelOptions()
         self.seed = seed
-        cpu_speculation(self.options.local_speculation)  # refused before the model loads
+        cpu_speculation(self.options.speculation_or(CPU_SPECULATION))  # refused before the model loads
         self.engine = load_engine(path, seed, self.options.threads)
 
     @property

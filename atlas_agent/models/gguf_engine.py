@@ -15,13 +15,13 @@ from typing import Any
 from atlas_agent.models.chat_template import ChatFormat
 from atlas_agent.models.engine import Finish, atlas_messages, atlas_tools
 from atlas_agent.models.gguf import STOP, LoadedModel, cpu_speculation
-from atlas_agent.models.options import LOCAL_SPECULATION, Speculation
+from atlas_agent.models.options import CPU_SPECULATION, Speculation
 
 
 class GGUFEngine:
     max_concurrency = 1
 
-    def __init__(self, loaded: LoadedModel, model_name: str, speculation: Speculation = LOCAL_SPECULATION) -> None:
+    def __init__(self, loaded: LoadedModel, model_name: str, speculation: Speculation = CPU_SPECULATION) -> None:
         self.loaded = loaded
         self.model_name = model_name
         self.speculation = cpu_speculation(speculation)

@@ -55,8 +55,12 @@ def price_for(model_id: str, override: Price | None = None) -> Price | None:
 # none: one forward pass per token; ngram: prompt lookup (what followed an earlier occurrence of the last
 # few tokens is proposed and checked in one pass); draft: a small model of the same tokenizer proposes
 Speculation = Literal["none", "ngram", "draft"]
-# what an in-process model (local:, gguf:, exl2:) speculates with when `-M speculation` is not given
-LOCAL_SPECULATION: Speculation = "ngram"
+# what an in-process model speculates with when `-M speculation` is not given: prompt lookup on the GPU,
+# where a decode step is bound by reading the weights and checking a few more positions costs little;
+# none on the CPU, where a pass over k tokens costs several passes over one (on the replayed agent
+# session of bench/gpu_speculation.py, SmolLM2 on 2 cores decoded at 0.81x with ngram)
+GPU_SPECULATION: Speculation = "ngram"
+CPU_SPECULATION: Speculation = "none"
 
 
 class ModelOptions(Sampling):
@@ -77,7 +81,9 @@ class ModelOptions(Sampling):
     api_key_env: str = "ANTHROPIC_API_KEY"
     base_url: str | None = None
     speculation: Speculation | None = Field(
-        None, description=f"speculative decoding of an in-process model; default: {LOCAL_SPECULATION}"
+        None,
+        description=f"speculative decoding of an in-process model; default: {GPU_SPECULATION} on a GPU, "
+        f"{CPU_SPECULATION} on the CPU",
     )
     draft_model: str | None = Field(None, description="the model directory `speculation: draft` drafts with")
 
@@ -87,10 +93,9 @@ class ModelOptions(Sampling):
             raise ValueError("speculation=draft needs draft_model=DIR, and draft_model needs speculation=draft")
         return self
 
-    @property
-    def local_speculation(self) -> Speculation:
-        """What an in-process model speculates with: the option, else LOCAL_SPECULATION."""
-        return self.speculation or LOCAL_SPECULATION
+    def speculation_or(self, default: Speculation) -> Speculation:
+        """What an in-process model speculates with: the option, else its backend's `default`."""
+        return self.speculation or default
 
     def with_sampling(self, sampling: Sampling | None) -> ModelOptions:
         """These options for one conversation: its own sampling (None: none) over the run's."""

@@ -114,7 +114,7 @@ class Metrics:
         metric(
             "speculation_verify_steps_total",
             "counter",
-            "Forward passes that checked drafted tokens (a generation's last one is not scored).",
+            "Forward passes of the model that checked drafted tokens.",
             {"": stats.verify_steps},
         )
         metric("speculation_draft_tokens_total", "counter", "Tokens drafted and checked.", {"": stats.draft_tokens})
