@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from atlas_agent.errors import AtlasError
 from atlas_agent.runtime.container import ContainerLimits, TaskContainer
 from atlas_agent.runtime.docker_client import await_engine, connect
-from atlas_agent.runtime.image_budget import BudgetedContainer, ImageBudget, TaskRef
+from atlas_agent.runtime.image_budget import BudgetedContainer, ImageBudget
 from atlas_agent.runtime.local_workspace import LocalWorkspace, check_sources, checkout_source
 from atlas_agent.runtime.orphans import list_containers, remove_containers, remove_stopped
 from atlas_agent.runtime.sizes import SizeError, parse_size
@@ -81,8 +81,7 @@ class DockerRuntime(BaseModel):
             return TaskContainer(self.client, request.image, **options)
         if self._budget is None:  # not prepared: the images come from the request's task repo
             self._budget = ImageBudget(self.client, self.image_budget, (), request.task_repo, lambda _line: None)
-        task = TaskRef(instance_id=request.instance_id, repo=request.repo, image=request.image)
-        return BudgetedContainer(self._budget, task, self.client, **options)
+        return BudgetedContainer(self._budget, request, self.client, **options)  # the request names its task
 
     def remove_orphans(self, run_id: str) -> int:
         """The run's containers whose process is gone (a killed earlier process of this run)."""

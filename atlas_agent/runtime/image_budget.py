@@ -38,15 +38,6 @@ _evicting = threading.Lock()
 
 
 @dataclass(frozen=True)
-class TaskRef:
-    """The task behind a workspace: what makes its image."""
-
-    instance_id: str
-    repo: str
-    image: str
-
-
-@dataclass(frozen=True)
 class Removal:
     image: EngineImage
     freed: int  # bytes of disk the removal gave back
@@ -158,7 +149,7 @@ class ImageBudget:
         )
         self.evict(self.limit)
 
-    def acquire(self, task: TaskRef) -> None:
+    def acquire(self, task: ImageTask) -> None:
         """The task's image on disk and held until `release`, the budget met around it."""
         hold(task.image)
         try:
@@ -169,13 +160,13 @@ class ImageBudget:
             let_go(task.image)
             raise
 
-    def release(self, task: TaskRef) -> None:
+    def release(self, task: ImageTask) -> None:
         try:
             self._record(task)
         finally:
             let_go(task.image)
 
-    def _record(self, task: TaskRef) -> None:
+    def _record(self, task: ImageTask) -> None:
         # a full disk must not cost the instance: an unrecorded use only makes the image look older
         with contextlib.suppress(DiskFull):
             record_use(task.image, "ran", instance_id=task.instance_id, dataset=self._dataset)
@@ -185,7 +176,7 @@ class ImageBudget:
             names = ", ".join(removal.image.names)
             self._notice(f"image budget: removed {names} ({format_size(removal.freed)} freed)")
 
-    def _make(self, task: TaskRef) -> None:
+    def _make(self, task: ImageTask) -> None:
         known = self._tasks.get(image_key(task.image), task)
         with _making_lock(task.image):
             self.evict(self.limit)  # room before a build or pull
@@ -208,7 +199,7 @@ def _making_lock(image: str) -> threading.Lock:
 class BudgetedContainer(TaskContainer):
     """A task container whose image is made just before it starts and held until it is removed."""
 
-    def __init__(self, budget: ImageBudget, task: TaskRef, client: docker.DockerClient, **options: Any) -> None:
+    def __init__(self, budget: ImageBudget, task: ImageTask, client: docker.DockerClient, **options: Any) -> None:
         super().__init__(client, task.image, **options)
         self._budget = budget
         self._task = task
