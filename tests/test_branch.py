@@ -160,3 +160,15 @@ def test_a_branch_needs_loop_scaffolds_with_the_replayed_tools(runs: Path, tmp_p
         f"error: --from {parent}/{TASK}@2: run k used scaffold best-of-k (best-of-k): only an episode of a tools "
         "or bash-only scaffold is one conversation that can be branched"
     )
+
+
+def test_show_and_the_html_page_mark_the_replayed_steps(runs: Path) -> None:
+    shown = atlas("show", "runs/d", TASK, cwd=runs)
+    assert shown.returncode == 0, shown.stderr
+    headings = [line for line in shown.stdout.splitlines() if line.startswith("step ")]
+    assert ["replayed from the parent run" in heading for heading in headings] == [True] * 3 + [False] * 2
+    page = atlas("html", "runs/d", "-o", "d.html", cwd=runs)
+    assert page.returncode == 0, page.stderr
+    data = (runs / "d.html").read_text()
+    assert data.count('"replayed":true') == 3 and data.count('"replayed":false') == 2
+    assert 'step.replayed ? "replayed from the parent run"' in data, "the page's script shows the mark"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from atlas_agent.models.prefix import REPLAYED
 from atlas_agent.trajectory import Step, Trajectory
 from atlas_agent.viewer.load import problem, read_patch
 from atlas_agent.viewer.models import CallView, Damage, InstanceDetail, InstanceView, ResultView, RunView, StepView
@@ -82,6 +83,7 @@ def step_view(step: Step, part: str, number: int) -> StepView:
         latency_s=step.model_latency_s,
         retries=len(step.model_retries),
         error=step.error,
+        replayed=step.finish_reason == REPLAYED,
         nudge=step.nudge,
     )
 

@@ -117,6 +117,7 @@ class StepView(BaseModel):
     retries: int = 0
     error: str | None = None
     nudge: str | None = None
+    replayed: bool = False  # played back from the parent run of a branch (`atlas run --from`)
 
 
 class InstanceDetail(BaseModel):

@@ -132,7 +132,7 @@ def patch_renderable(patch: str) -> RenderableType:
 
 
 def step_heading(step: StepView) -> Text:
-    parts = [f"step {step.number}", step.part]
+    parts = [f"step {step.number}", step.part, "replayed from the parent run" if step.replayed else ""]
     if step.latency_s:
         parts.append(f"model {step.latency_s:.1f} s")
     if step.usage.input_tokens or step.usage.output_tokens:

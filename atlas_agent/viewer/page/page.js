@@ -224,7 +224,7 @@ function renderDiff(patch) {
 }
 
 function renderStep(step) {
-  const head = [step.part, step.latency_s ? `model ${step.latency_s.toFixed(1)} s` : "",
+  const head = [step.part, step.replayed ? "replayed from the parent run" : "", step.latency_s ? `model ${step.latency_s.toFixed(1)} s` : "",
     step.usage.input_tokens || step.usage.output_tokens ? `${step.usage.input_tokens} in / ${step.usage.output_tokens} out` : "",
     step.usage.cost_usd ? cost(step.usage.cost_usd) : "", step.retries ? `${step.retries} retries` : ""].filter(Boolean);
   return el("li", { class: "step", id: "step-" + step.number },
