@@ -312,7 +312,8 @@ def serve_command(
     context: Annotated[int | None, typer.Option(help="Tokens per agent (default: the most that fits).")] = None,
     cache: Annotated[str | None, typer.Option(help="KV cache: FP16, Q8, Q6 or Q4 (default: planned).")] = None,
     speculation: Annotated[
-        SpeculationChoice | None, typer.Option(help="Speculative decoding (default: ngram, prompt lookup).")
+        SpeculationChoice | None,
+        typer.Option(help="Speculative decoding (default: ngram, prompt lookup, on a GPU; none on the CPU)."),
     ] = None,
     draft_model: Annotated[
         str | None, typer.Option(help="Model directory --speculation draft drafts with (same tokenizer).")
@@ -327,7 +328,10 @@ def serve_command(
     engine = open_engine(
         model, agents=agents, context=context, cache=cache, speculation=chosen, draft_model=draft_model
     )
-    console.print(f"serving {engine.model_name} at http://{host}:{port}/v1 (window {engine.context_window} tokens)")
+    console.print(
+        f"serving {engine.model_name} at http://{host}:{port}/v1"
+        f" (window {engine.context_window} tokens, speculation {engine.speculation})"
+    )
     serve(engine, host, port, engine.model_name)
 
 

@@ -44,6 +44,7 @@ class ScriptedEngine:
 
     model_name = MODEL
     max_concurrency = 1
+    speculation = "none"
 
     def __init__(self, replies: dict[str, str] | None = None, delay_s: float = 0.0, context_window: int = 4096):
         self.replies = replies or {}

@@ -58,6 +58,11 @@ class Engine(Protocol):
     context_window: int  # prompt plus completion tokens the model can attend to
     max_concurrency: int
 
+    @property
+    def speculation(self) -> str:
+        """How it decodes: none, ngram or draft (options.Speculation)."""
+        ...
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model will see it (special tokens of the chat template included)."""
         ...
