@@ -14,6 +14,7 @@ driver thread ran on, the process's CPU affinity, and the CUDA allocator's reser
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -34,12 +35,18 @@ from safetensors_shards import gpu_weight_bytes  # noqa: E402
 from atlas_agent.serve.open import open_engine  # noqa: E402
 
 
-def gpu_state() -> dict[str, float]:
-    """Clocks (MHz), power (W) and temperature (C) of GPU 0 as NVML reads them now."""
+@functools.cache
+def nvml_gpu() -> Any:
+    """NVML, initialised once, and GPU 0's handle."""
     import pynvml
 
     pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+    return pynvml, pynvml.nvmlDeviceGetHandleByIndex(0)
+
+
+def gpu_state() -> dict[str, float]:
+    """Clocks (MHz), power (W) and temperature (C) of GPU 0 as NVML reads them now."""
+    pynvml, handle = nvml_gpu()
     return {
         "sm_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
         "mem_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),

@@ -12,10 +12,8 @@ one `atlas models prepare local:smollm2 DIR` writes on its way (it passed on an 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +24,7 @@ if not torch.cuda.is_available():
     pytest.skip("GPU tests need a CUDA device; none is visible", allow_module_level=True)
 pytest.importorskip("exllamav2", reason="GPU tests need exllamav2: pip install 'atlas-agent[gpu]'")
 
-from gpu_support import BASH, SOURCE, chat, complete  # noqa: E402
+from gpu_support import BASH, SOURCE, chat, complete, instruct_model_dir, tool_call_request  # noqa: E402
 from serve_harness import Server  # noqa: E402
 
 from atlas_agent.models.engine import Finish  # noqa: E402
@@ -111,24 +109,14 @@ def test_serve_answers_8_concurrent_clients(runtime: Exl2Runtime) -> None:
 
 
 @pytest.fixture(scope="module")
-def instruct_model() -> Iterator[Path]:
-    value = os.environ.get("ATLAS_GPU_INSTRUCT_MODEL")
-    if not value:
-        pytest.skip("set ATLAS_GPU_INSTRUCT_MODEL to an EXL2 instruct model directory for the tool-call test")
-    yield Path(value)
+def instruct_model() -> Path:
+    return instruct_model_dir("ATLAS_GPU_INSTRUCT_MODEL", "an EXL2")
 
 
 def test_a_real_model_writes_a_tool_call_that_is_read_back(instruct_model: Path) -> None:
     provider = Exl2Provider(instruct_model, ModelOptions(max_output_tokens=128))
     model = provider.for_instance("atlas__tally-1")
-    messages = [
-        Message(role="system", content="You are a coding agent. Always answer with exactly one tool call."),
-        Message(
-            role="user",
-            content="List the files. Answer with exactly this and nothing else:\n<tool_call>\n"
-            '{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>',
-        ),
-    ]
+    messages = tool_call_request()
     turn = model.complete(messages, [BASH])
     assert turn.format_error is None, turn.format_error
     # a model tuned on agent trajectories may list files its own way (`git ls-files`): any bash call

@@ -10,10 +10,8 @@ ATLAS_GPU_EXL3_INSTRUCT_MODEL.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ if not torch.cuda.is_available():
     pytest.skip("GPU tests need a CUDA device; none is visible", allow_module_level=True)
 pytest.importorskip("exllamav3", reason="EXL3 GPU tests need exllamav3: pip install 'atlas-agent[gpu3]'")
 
-from gpu_support import BASH, SOURCE, chat, complete  # noqa: E402
+from gpu_support import BASH, SOURCE, TOOL_CALL, chat, complete, instruct_model_dir, tool_call_request  # noqa: E402
 from serve_harness import Server  # noqa: E402
 
 from atlas_agent.models.engine import Finish  # noqa: E402
@@ -40,7 +38,6 @@ except ImportError as exc:
     pytest.skip(f"EXL3 GPU tests need bench/synthetic_quant.py's make_exl3_model: {exc}", allow_module_level=True)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.timeout(600)]
-TOOL_CALL = '<tool_call>\n{"name": "bash", "arguments": {"command": "ls"}}\n</tool_call>'
 
 
 @pytest.fixture(scope="module")
@@ -170,20 +167,13 @@ def test_a_tool_call_goes_round_trip_through_atlas_serve(runtime: Exl3Runtime, m
 
 
 @pytest.fixture(scope="module")
-def instruct_model() -> Iterator[Path]:
-    value = os.environ.get("ATLAS_GPU_EXL3_INSTRUCT_MODEL")
-    if not value:
-        pytest.skip("set ATLAS_GPU_EXL3_INSTRUCT_MODEL to an EXL3 instruct model directory for this test")
-    yield Path(value)
+def instruct_model() -> Path:
+    return instruct_model_dir("ATLAS_GPU_EXL3_INSTRUCT_MODEL", "an EXL3")
 
 
 def test_a_real_model_writes_a_tool_call_that_is_read_back(instruct_model: Path) -> None:
     model = Exl3Provider(instruct_model, ModelOptions(max_output_tokens=128)).for_instance("atlas__tally-1")
-    messages = [
-        Message(role="system", content="You are a coding agent. Always answer with exactly one tool call."),
-        Message(role="user", content=f"List the files. Answer with exactly this and nothing else:\n{TOOL_CALL}"),
-    ]
-    turn = model.complete(messages, [BASH])
+    turn = model.complete(tool_call_request(), [BASH])
     assert turn.format_error is None, turn.format_error
     [call] = turn.tool_calls
     assert call.name == "bash" and "ls" in call.arguments.get("command", ""), turn.text

@@ -8,6 +8,7 @@ its reply within the context window and the run's timeout, and reads tool calls 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,7 +72,7 @@ class GpuModel:
         return read_text_turn(turn, {t.name for t in tools}, id_prefix=f"call_{self._turns}_")
 
 
-class GpuProvider:
+class GpuProvider(ABC):
     """`KIND:MODEL_DIR`: the model loads when the provider is made; a subclass names the kind and
     loads its library's runtime in `_load`."""
 
@@ -82,8 +83,9 @@ class GpuProvider:
         self.runtime = self._load(model_dir.expanduser(), **runtime_settings(self.options))
         self._name = f"{self.kind}:{model_dir.name}"
 
+    @abstractmethod
     def _load(self, model_dir: Path, **settings: Any) -> GpuRuntime:
-        raise NotImplementedError
+        """The library's runtime for `model_dir`, through its module's `load_runtime` (one per settings)."""
 
     @property
     def name(self) -> str:
@@ -99,3 +101,4 @@ class GpuProvider:
 
     def check(self) -> None:
         """Loaded in this process: nothing to reach."""
+        return None  # the model's endpoint check has nothing to do: loading it was the check

@@ -20,6 +20,7 @@ import inspect
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class _Request:
             self.stats.draft_tokens, self.stats.accepted_tokens = resolved, accepted
 
 
-class GpuRuntime:
+class GpuRuntime(ABC):
     """Weights, cache, tokenizer and generator, driven by one thread; an `Engine` for `atlas serve`.
 
     A subclass loads its library's objects in `__init__`, setting the attributes below, then calls
@@ -117,11 +118,11 @@ class GpuRuntime:
         ids = {self.tokenizer.single_id(s) for s in stop} | self._eos_ids()
         return [*sorted(i for i in ids if isinstance(i, int)), *stop]
 
+    @abstractmethod
     def _new_job(
         self, input_ids: Any, max_tokens: int, stops: list[int | str], temperature: float | None, key: int
     ) -> Any:
         """The library's job for one generation; `key` is its identifier in the generator's results."""
-        raise NotImplementedError
 
     def generate(
         self, prompt: str, *, max_tokens: int, temperature: float | None, stop: list[str]
