@@ -27,6 +27,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,10 @@ def run_turn(engine: Any, prompt: str, tokens: int) -> dict[str, Any]:
     }
 
 
-def single_stream(engines: dict[str, Any], turns: list[AgentTurn], tokens: int) -> dict[str, list[dict[str, Any]]]:
+def single_stream(
+    engines: dict[str, Any], turns: list[AgentTurn], tokens: int, save: Callable[[dict[str, Any]], None]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every turn under every setting, the order rotating with the turn; `save` gets the rows so far after each."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in engines}
     names = list(engines)
     for turn in turns:
@@ -81,6 +85,7 @@ def single_stream(engines: dict[str, Any], turns: list[AgentTurn], tokens: int) 
                 continue  # the conversation has outgrown the window: the turn is left out for every setting
             row = run_turn(engine, prompt, tokens) | {"turn": turn.number, "kind": turn.kind}
             rows[name].append(row)
+        save({"single_stream": summarize(rows), "rows": rows})
     return rows
 
 
@@ -108,6 +113,7 @@ def summarize(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     for entry in summary.values():
         if base.get("tokens_per_s"):
             entry["speedup"] = round(entry["tokens_per_s"] / base["tokens_per_s"], 3)
+        if base.get("edit_turns_tokens_per_s"):  # none before the first edit turn
             entry["edit_speedup"] = round(entry["edit_turns_tokens_per_s"] / base["edit_turns_tokens_per_s"], 3)
     return summary
 
@@ -166,12 +172,19 @@ def main() -> None:
             spec,
             agents=args.agents,
             context=args.context,
-            speculation=name,  # type: ignore[arg-type]
+            speculation=name,
             draft_model=str(draft) if name == "draft" else None,
         )
+    results: dict[str, Any] = {"spec": spec, "draft": str(draft)}
+
+    def save(more: dict[str, Any]) -> None:
+        """Results so far to --out, so a run stopped part-way still leaves its finished turns."""
+        results.update(more)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+
     turns = agent_turns(args.turns)
-    rows = single_stream(engines, turns, args.tokens)
-    results: dict[str, Any] = {"spec": spec, "draft": str(draft), "single_stream": summarize(rows)}
+    single_stream(engines, turns, args.tokens, save)
     kind, _, target = spec.partition(":")
     if kind in ("exl2", "exl3"):
         import torch
@@ -184,9 +197,8 @@ def main() -> None:
             for name in list(engines)[:: 1 if round_ == 0 else -1]:
                 aggregate[name].append(together(engines[name], turns, args.agents, args.tokens))
         results[f"aggregate_{args.agents}_agents"] = {n: round(statistics.mean(r), 1) for n, r in aggregate.items()}
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results | {"rows": rows}, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "rows"}, indent=2))
+    save({})
 
 
 if __name__ == "__main__":

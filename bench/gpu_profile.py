@@ -1,0 +1,90 @@
+"""Where a decode step's time goes: one-token forward passes of a random EXL2 or EXL3 model, profiled.
+
+    python bench/gpu_profile.py --format exl2 [--shape tiny | --shape qwen32b --layers 8] [--steps 40]
+
+Writes the model (bench/synthetic_quant.py), loads it with its library's plain API (the classes of
+bench/check_synthetic_quant.py), runs --warmup one-token steps through the cache (past ExLlamaV2's
+kernel tuning), then profiles --steps more twice: with PyTorch's profiler (CPU and CUDA time per
+operator, so host time that leaves the GPU idle shows beside kernel time) and with cProfile (the
+Python functions the host spends that time in). Prints the wall time per step, the GPU time per
+step, and both tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from check_synthetic_quant import PROMPT, Exl2, Exl3
+from synthetic_model import SHAPES
+from synthetic_quant import make_exl2_model, make_exl3_model
+
+
+def steps(runtime: Exl2 | Exl3, token: int, past: int, count: int) -> tuple[int, int, list[float]]:
+    """`count` greedy one-token steps from `past`; (last token, new past, seconds of each step)."""
+    import torch
+
+    seconds = []
+    for _ in range(count):
+        started = time.perf_counter()
+        logits = runtime.step(torch.tensor([[token]], dtype=torch.long), past)
+        token = int(logits[0, -1].float().argmax())  # waits for the step
+        seconds.append(time.perf_counter() - started)
+        past += 1
+    return token, past, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=("exl2", "exl3"), default="exl2")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--layers", type=int)
+    parser.add_argument("--bits", type=float, default=4.0)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    make = make_exl2_model if args.format == "exl2" else make_exl3_model
+    model_dir = make(Path(tempfile.mkdtemp()) / "model", args.shape, args.layers, args.bits)
+    runtime: Any = (Exl2 if args.format == "exl2" else Exl3)(model_dir)
+    ids = runtime.encode(PROMPT)
+    runtime.reset()
+    token = int(runtime.step(ids, 0)[0, -1].float().argmax())
+    token, past, warm = steps(runtime, token, ids.shape[1], args.warmup)
+    print(f"{args.format} {args.shape} layers={args.layers} on {torch.cuda.get_device_name()}")
+    print(f"warm-up: first 10 steps median {statistics.median(warm[:10]) * 1e3:.2f} ms, "
+          f"last 50 median {statistics.median(warm[-50:]) * 1e3:.2f} ms")  # fmt: skip
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        token, past, timed = steps(runtime, token, past, args.steps)
+    events = prof.key_averages()
+    gpu_us = sum(e.self_device_time_total for e in events) / args.steps
+    print(f"profiled: wall {statistics.median(timed) * 1e3:.2f} ms/step, GPU busy {gpu_us / 1e3:.2f} ms/step")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=20))
+    print(events.table(sort_by="self_device_time_total", row_limit=15))
+
+    python = cProfile.Profile()
+    python.enable()
+    token, past, timed = steps(runtime, token, past, args.steps)
+    python.disable()
+    print(f"cProfile: wall {statistics.median(timed) * 1e3:.2f} ms/step")
+    report = io.StringIO()
+    pstats.Stats(python, stream=report).sort_stats("tottime").print_stats(25)
+    print(report.getvalue())
+
+
+if __name__ == "__main__":
+    main()
