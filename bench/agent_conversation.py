@@ -16,12 +16,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runnable from a checkout
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runnable from a checkout
 
-from atlas_agent.tasks import MINI_SUITE_DIR
-from atlas_agent.vocabulary import Message, ToolCall, ToolSpec
+from atlas_agent.vocabulary import Message, ToolCall, ToolSpec  # noqa: E402
 
-REPOS = MINI_SUITE_DIR / "repos"
+# atlas-mini's repositories, by path: a GPU machine runs this without the task loaders' dependencies
+REPOS = ROOT / "atlas_agent" / "tasks" / "mini" / "repos"
 FILES = (
     "tally/tally/money.py",
     "semverkit/semverkit/version.py",

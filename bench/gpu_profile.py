@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from check_synthetic_quant import PROMPT, Exl2, Exl3
 from synthetic_model import SHAPES
@@ -52,7 +53,12 @@ def main() -> None:
     parser.add_argument("--bits", type=float, default=4.0)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--atlas-attention", action="store_true", help="EXL2: the attention routing Atlas installs")
     args = parser.parse_args()
+    if args.atlas_attention:
+        from atlas_agent.models.exl2_attention import route_decode_through_sdpa
+
+        route_decode_through_sdpa()
 
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -64,7 +70,8 @@ def main() -> None:
     runtime.reset()
     token = int(runtime.step(ids, 0)[0, -1].float().argmax())
     token, past, warm = steps(runtime, token, ids.shape[1], args.warmup)
-    print(f"{args.format} {args.shape} layers={args.layers} on {torch.cuda.get_device_name()}")
+    routing = ", Atlas's attention routing" if args.atlas_attention else ""
+    print(f"{args.format} {args.shape} layers={args.layers}{routing} on {torch.cuda.get_device_name()}")
     print(f"warm-up: first 10 steps median {statistics.median(warm[:10]) * 1e3:.2f} ms, "
           f"last 50 median {statistics.median(warm[-50:]) * 1e3:.2f} ms")  # fmt: skip
 

@@ -107,6 +107,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     engine = open_engine(f"{args.format}:{args.model}", agents=1, context=4096, speculation="none")
     load_s = time.perf_counter() - started
+    # a random model writes an end token at any step: every timed generation decodes --tokens tokens
+    engine._stops = []
     prompt = engine.render_prompt([{"role": "user", "content": "Count: " + " ".join(map(str, range(200)))}], None)
     cold_tokens, cold_s = decode(engine, prompt, args.tokens)
     # ExLlamaV2 tunes each matrix shape over its first 200 calls, and an idle GPU starts at low clocks:
@@ -121,6 +123,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
             count, seconds = decode(engine, prompt, args.tokens)
         runs.append(
             {
+                "tokens": count + 1,
                 "tokens_per_s": round(count / seconds, 2),
                 "sm_mhz_median": statistics.median(clocks.samples) if clocks.samples else before["sm_mhz"],
                 "mem_mhz": before["mem_mhz"],

@@ -22,12 +22,16 @@ def route_decode_through_sdpa() -> None:
     if _installed:
         return
     from exllamav2.attn import ExLlamaV2Attention
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    ExLlamaV2Attention._attn_torch = _routed(ExLlamaV2Attention._attn_torch)
+    without_cudnn = functools.partial(
+        sdpa_kernel, [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    )
+    ExLlamaV2Attention._attn_torch = _routed(ExLlamaV2Attention._attn_torch, without_cudnn)
     _installed = True
 
 
-def _routed(attn_torch: Callable[..., Any]) -> Callable[..., Any]:
+def _routed(attn_torch: Callable[..., Any], backends: Callable[[], Any]) -> Callable[..., Any]:
     @functools.wraps(attn_torch)
     def attention(
         self: Any, batch_size: int, q_len: int, q_states: Any, k_states: Any, v_states: Any,
@@ -37,7 +41,8 @@ def _routed(attn_torch: Callable[..., Any]) -> Callable[..., Any]:
         saved = cfg.no_sdpa
         cfg.no_sdpa = saved or (causal and q_len > 1)
         try:
-            return attn_torch(self, batch_size, q_len, q_states, k_states, v_states, attn_params, cfg, causal)
+            with backends():
+                return attn_torch(self, batch_size, q_len, q_states, k_states, v_states, attn_params, cfg, causal)
         finally:
             cfg.no_sdpa = saved
 
