@@ -182,6 +182,18 @@ def test_ngram_speculation_leaves_greedy_output_unchanged(runtime: Exl2Runtime, 
     assert_speculation_is_lossless(runtime, speculating)
 
 
+def test_ngram_drafts_nothing_where_the_last_tokens_never_occurred(runtime: Exl2Runtime, tiny_model: Path) -> None:
+    """exllamav2 alone drafts on every step (the last token again where its trie has no match); Atlas's
+    generator steps plainly unless the last 3 tokens occurred before. The first tokens of a reply end in
+    the assistant header, which the prompt holds once, so none of them is a drafting step."""
+    speculating = load_runtime(tiny_model, context=4096, speculation="ngram")
+    prompt = chat(runtime, "Name the capital of every country you know, one per line.")
+    expected, _ = complete(runtime, prompt, 4)
+    text, finish = complete(speculating, prompt, 4)
+    assert text == expected
+    assert finish.speculation is not None and finish.speculation.verify_steps == 0, finish.speculation
+
+
 def test_a_draft_model_leaves_greedy_output_unchanged(
     runtime: Exl2Runtime, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -17,6 +17,7 @@ from atlas_agent.errors import ModelError
 from atlas_agent.modelfiles.bundled import GPU_HINT
 from atlas_agent.modelfiles.vram import CacheType
 from atlas_agent.models.exl2_attention import route_decode_through_sdpa
+from atlas_agent.models.exl2_ngram import sparing_generator_class
 from atlas_agent.models.gpu_files import MAX_CONTEXT as MAX_CONTEXT
 from atlas_agent.models.gpu_files import fit_context
 from atlas_agent.models.gpu_files import model_chat_format as model_chat_format
@@ -47,11 +48,11 @@ def paged_supported() -> bool:
 class Exl2Runtime(GpuRuntime):
     """Weights, cache, tokenizer and ExLlamaV2's dynamic generator, driven by one thread.
 
-    Speculation (`speculation`): `ngram` drafts DRAFT_TOKENS tokens per step from the job's own
-    history (the generator's n-gram trie; with no earlier match it still drafts, repeating the last
-    token), `draft` from a small model of the same tokenizer, with a cache of the main one's length.
-    Every generation step then runs the main model over 1 + DRAFT_TOKENS positions per job and keeps
-    the drafted tokens it would have chosen itself. Such a step is not free: on an H100, at 16 layers
+    Speculation (`speculation`): `ngram` drafts DRAFT_TOKENS tokens from the job's own history (the
+    generator's n-gram trie) on steps where the last tokens occurred before (exl2_ngram.py), `draft`
+    on every step from a small model of the same tokenizer, with a cache of the main one's length.
+    A drafting step runs the main model over 1 + DRAFT_TOKENS positions per job and keeps the
+    drafted tokens it would have chosen itself. Such a step is not free: on an H100, at 16 layers
     of a 32B's shape, it took 2.0x a one-token step, so it pays only where it keeps more than about
     one drafted token (`speculation_accepted_tokens_per_step` in `/metrics`). With many concurrent
     jobs (paged mode) the drafted positions also multiply the rows of an already full batch. It stays
@@ -86,7 +87,8 @@ class Exl2Runtime(GpuRuntime):
         self.model, self.cache = self._load(config, cache_tokens)
         self.tokenizer = ExLlamaV2Tokenizer(config)
         self.max_concurrency = PAGED_BATCH if self.paged else 1
-        self.generator = ExLlamaV2DynamicGenerator(
+        generator_class = sparing_generator_class() if speculation == "ngram" else ExLlamaV2DynamicGenerator
+        self.generator = generator_class(
             model=self.model,
             cache=self.cache,
             tokenizer=self.tokenizer,
