@@ -182,15 +182,15 @@ def test_ngram_speculation_leaves_greedy_output_unchanged(runtime: Exl2Runtime, 
     assert_speculation_is_lossless(runtime, speculating)
 
 
-def test_ngram_drafts_nothing_where_the_last_tokens_never_occurred(runtime: Exl2Runtime, tiny_model: Path) -> None:
+def test_ngram_drafts_nothing_where_the_last_tokens_never_occurred(tiny_model: Path) -> None:
     """exllamav2 alone drafts on every step (the last token again where its trie has no match); Atlas's
     generator steps plainly unless the last 3 tokens occurred before. The first tokens of a reply end in
-    the assistant header, which the prompt holds once, so none of them is a drafting step."""
+    the assistant header, which the prompt holds once, so none of them is a drafting step. The plain
+    runtime is left alone: a prompt sent to it here would change which of its cached pages the next
+    test's reference reply reuses, and with them that reply's rounding."""
     speculating = load_runtime(tiny_model, context=4096, speculation="ngram")
-    prompt = chat(runtime, "Name the capital of every country you know, one per line.")
-    expected, _ = complete(runtime, prompt, 4)
-    text, finish = complete(speculating, prompt, 4)
-    assert text == expected
+    prompt = chat(speculating, "Name the capital of every country you know, one per line.")
+    _, finish = complete(speculating, prompt, 4)
     assert finish.speculation is not None and finish.speculation.verify_steps == 0, finish.speculation
 
 
