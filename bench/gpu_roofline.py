@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gpu_decode import copy_bandwidth  # noqa: E402
+from gpu_decode import copy_bandwidth, timed_generation  # noqa: E402
 from safetensors_shards import gpu_weight_bytes  # noqa: E402
 
 from atlas_agent.serve.open import open_engine  # noqa: E402
@@ -87,15 +87,8 @@ def driver_cpu() -> int | None:
 
 def decode(engine: Any, prompt: str, tokens: int) -> tuple[int, float]:
     """(tokens decoded after the first, seconds they took)."""
-    stream = engine.generate(prompt, max_tokens=tokens, temperature=None, stop=[])
-    first: float | None = None
-    while True:
-        try:
-            next(stream)
-            first = first or time.perf_counter()
-        except StopIteration as done:
-            end = time.perf_counter()
-            return done.value.completion_tokens - 1, end - (first or end)
+    finish, _, decode_s = timed_generation(engine, prompt, tokens)
+    return finish.completion_tokens - 1, decode_s
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -105,7 +98,7 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         os.sched_setaffinity(0, {args.pin})
     bandwidth = copy_bandwidth()
     started = time.perf_counter()
-    engine = open_engine(f"{args.format}:{args.model}", agents=1, context=4096, speculation="none")
+    engine: Any = open_engine(f"{args.format}:{args.model}", agents=1, context=4096, speculation="none")
     load_s = time.perf_counter() - started
     # a random model writes an end token at any step: every timed generation decodes --tokens tokens
     engine._stops = []
