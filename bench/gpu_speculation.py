@@ -72,7 +72,7 @@ def run_turn(engine: Any, prompt: str, tokens: int) -> dict[str, Any]:
 
 def single_stream(
     engines: dict[str, Any], turns: list[AgentTurn], tokens: int, save: Callable[[dict[str, Any]], None]
-) -> dict[str, list[dict[str, Any]]]:
+) -> None:
     """Every turn under every setting, the order rotating with the turn; `save` gets the rows so far after each."""
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in engines}
     names = list(engines)
@@ -86,7 +86,6 @@ def single_stream(
             row = run_turn(engine, prompt, tokens) | {"turn": turn.number, "kind": turn.kind}
             rows[name].append(row)
         save({"single_stream": summarize(rows), "rows": rows})
-    return rows
 
 
 def rate(rows: list[dict[str, Any]]) -> float:

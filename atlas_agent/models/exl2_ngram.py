@@ -5,7 +5,8 @@ occurrence of the last tokens it proposes the last token again, so every step be
 1 + num_draft_tokens positions. On an H100, at 16 layers of a 32B's shape, that pass took 2.0x a
 one-token step, and text that repeats nothing decoded at half speed. This generator keeps the
 library's trie and drafts, but runs a plain step unless some decoding job's last max_ngram - 1
-tokens occurred earlier, together. exllamav2 is pinned to 0.3.2, its last release, so the method it overrides is fixed.
+tokens occurred earlier, together. exllamav2 is pinned to 0.3.2, its last release, so the method
+it overrides is fixed.
 """
 
 from __future__ import annotations
