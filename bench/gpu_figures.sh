@@ -38,7 +38,7 @@ for step in "$@"; do
         "$python" "$here/bench/gpu_profile.py" --format $model 2>&1 | tee -a "$out/profile.log"
       done ;;
     tests)
-      "$python" -m pytest -q -p no:cacheprovider "$here/tests/test_gpu_exl2.py" "$here/tests/test_gpu_exl3.py" \
+      "$python" -m pytest -q -rA -p no:cacheprovider "$here/tests/test_gpu_exl2.py" "$here/tests/test_gpu_exl3.py" \
         2>&1 | tee "$out/tests.log" ;;
     roofline | roofline-exl2 | roofline-exl3)
       for form in $(formats "$step"); do
