@@ -33,7 +33,8 @@ for step in "$@"; do
     profile)
       for model in "exl2 --shape tiny" "exl2 --shape tiny --atlas-attention" \
         "exl2 --shape qwen32b --layers 8 --atlas-attention" "exl3 --shape qwen32b --layers 8" \
-        "exl2 --shape qwen32b --layers 16 --engine" "exl2 --shape qwen32b --layers 16 --engine --speculation ngram"; do
+        "exl2 --shape qwen32b --layers 16 --engine" "exl2 --shape qwen32b --layers 16 --engine --speculation ngram" \
+        "exl2 --shape qwen32b --layers 64 --engine"; do
         # shellcheck disable=SC2086  # the model's words are separate arguments
         "$python" "$here/bench/gpu_profile.py" --format $model 2>&1 | tee -a "$out/profile.log"
       done ;;

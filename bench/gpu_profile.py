@@ -10,7 +10,7 @@ Python functions the host spends that time in). Prints the wall time per step, t
 step, and both tables.
 
 --engine profiles the served path instead: the model loaded through `atlas serve`'s engine
-(`open_engine`, with --speculation), a generation of --steps tokens timed from its first piece, and
+(`open_engine`, with --speculation), a generation of --steps tokens timed from its request, and
 cProfile enabled on the engine's driver thread, where the library's generator runs.
 """
 
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from check_synthetic_quant import PROMPT, Exl2, Exl3
-from gpu_roofline import decode
+from gpu_decode import timed_generation
 from synthetic_model import SHAPES
 from synthetic_quant import make_exl2_model, make_exl3_model
 
@@ -87,6 +87,13 @@ def profile_plain(args: argparse.Namespace, model_dir: Path) -> None:
     print_python(python, statistics.median(timed))
 
 
+def generation(engine: Any, prompt: str, tokens: int) -> tuple[int, float]:
+    """(tokens generated, seconds from request to end): a random model's text may be held back to its
+    end (incomplete characters), so time from its first piece can be nothing."""
+    finish, first_s, decode_s = timed_generation(engine, prompt, tokens)
+    return finish.completion_tokens, first_s + decode_s
+
+
 def profile_engine(args: argparse.Namespace, model_dir: Path) -> None:
     """A generation through the served engine; the generator runs on the engine's driver thread."""
     from torch.profiler import ProfilerActivity, profile
@@ -96,10 +103,10 @@ def profile_engine(args: argparse.Namespace, model_dir: Path) -> None:
     engine: Any = open_engine(f"{args.format}:{model_dir}", agents=1, context=4096, speculation=args.speculation)
     engine._stops = []  # a random model writes an end token at any step: decode a fixed length
     prompt = engine.render_prompt([{"role": "user", "content": PROMPT}], None)
-    count, seconds = decode(engine, prompt, args.warmup)
+    count, seconds = generation(engine, prompt, args.warmup)
     print(f"warm-up: {seconds / count * 1e3:.2f} ms/token over {count} tokens")
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        count, seconds = decode(engine, prompt, args.steps)
+        count, seconds = generation(engine, prompt, args.steps)
     print_profile(prof, seconds / count, count)
     python = cProfile.Profile()
     step = engine._step
@@ -112,7 +119,7 @@ def profile_engine(args: argparse.Namespace, model_dir: Path) -> None:
             python.disable()
 
     engine._step = profiled_step
-    count, seconds = decode(engine, prompt, args.steps)
+    count, seconds = generation(engine, prompt, args.steps)
     print_python(python, seconds / count)
 
 
