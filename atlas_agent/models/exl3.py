@@ -40,8 +40,9 @@ class Exl3Runtime(GpuRuntime):
     none (ExLlamaV3 cuts the drafts to the batch's shortest, and a job without an n-gram match has
     none). Without drafts a step costs what a plain one does (1 % more on an H100); with many
     concurrent jobs drafts multiply the rows of an already full step, and rejected ones are compute
-    spent for nothing (8 agents lost 33 % with every draft rejected). It stays on (one setting per
-    runtime); `/metrics` shows the acceptance to decide by, `speculation=none` turns it off.
+    spent for nothing (8 agents lost 54 % with a draft model whose drafts were all rejected). It stays
+    on (one setting per runtime); `/metrics` shows the acceptance to decide by, `speculation=none`
+    turns it off.
     Greedy output is that of plain decoding up to the kernels' last bits: ExLlamaV3 computes a verify
     step and a one-token step with different kernels, so at a near tie the two may choose differently.
     """
